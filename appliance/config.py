@@ -1,0 +1,395 @@
+"""
+The appliance's configuration: one INI file, one section per service.
+
+Every section and key is on an allow-list with its type and default. Unknown
+sections and keys are errors, and all errors of a file are reported together,
+each naming the file, section and key, so an operator fixes them in one go.
+Each service receives a frozen attrs object for its own section, never the
+raw parser.
+"""
+
+import configparser
+import os
+import re
+
+import attrs
+
+#: The services the appliance knows, in start-up order. A name from the
+#: design that this version does not ship yet is refused with a clear error.
+AVAILABLE_SERVICES = ("sip",)
+PLANNED_SERVICES = ("rtsp", "voicemail", "drm", "psap", "web", "snmp", "dbus")
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+DEFAULT_PATH = "<defaults>"
+
+
+class ConfigError(Exception):
+    """
+    One or more configuration errors; C{errors} lists them as
+    C{"FILE [section] key: problem"} strings.
+    """
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+@attrs.frozen
+class ListenAddress:
+    """
+    One parsed listen endpoint description, such as
+    C{udp:5060:interface=127.0.0.1}.
+
+    @ivar kind: C{'udp'}, C{'tcp'}, C{'tls'} or C{'ssl'}.
+    @ivar port: the port number; 0 asks the system for a free one.
+    @ivar interface: the address to bind, C{''} for all IPv4 interfaces.
+    @ivar options: the other C{key=value} options, such as C{privateKey}.
+    """
+
+    kind: str
+    port: int
+    interface: str = ""
+    options: tuple = ()
+
+    def option(self, name, default=None):
+        for key, value in self.options:
+            if key == name:
+                return value
+        return default
+
+    def __str__(self):
+        text = "%s:%d" % (self.kind, self.port)
+        if self.interface:
+            text += ":interface=" + self.interface.replace(":", "\\:")
+        for key, value in self.options:
+            text += ":%s=%s" % (key, value.replace(":", "\\:"))
+        return text
+
+
+def _splitEscaped(text):
+    """
+    Split an endpoint description on unescaped colons, as Twisted's
+    endpoint strings do (C{interface=\\:\\:1}).
+    """
+    parts, current, escaped = [], [], False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def parseListenAddress(text, kinds=("udp", "tcp", "tls", "ssl")):
+    """
+    Parse one endpoint description into a L{ListenAddress}.
+
+    @raise ValueError: with a message naming what is wrong.
+    """
+    parts = _splitEscaped(text.strip())
+    kind = parts[0].lower()
+    if kind not in kinds:
+        raise ValueError(
+            "%r: transport must be one of %s" % (text, ", ".join(kinds))
+        )
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise ValueError("%r: expected %s:PORT[:interface=ADDR]" % (text, kind))
+    port = int(parts[1])
+    if port > 65535:
+        raise ValueError("%r: port %d is out of range" % (text, port))
+    interface, options = "", []
+    for part in parts[2:]:
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError("%r: option %r is not key=value" % (text, part))
+        if key == "interface":
+            interface = value
+        elif key in ("privateKey", "certKey"):
+            options.append((key, value))
+        else:
+            raise ValueError("%r: unknown option %r" % (text, key))
+    return ListenAddress(kind, port, interface, tuple(options))
+
+
+# Value types: each takes the raw string and returns the typed value or
+# raises ValueError with a message for the operator.
+
+
+def _string(text):
+    return text.strip()
+
+
+def _boolean(text):
+    value = text.strip().lower()
+    if value in ("1", "yes", "true", "on"):
+        return True
+    if value in ("0", "no", "false", "off"):
+        return False
+    raise ValueError("%r is not a boolean (yes / no)" % (text,))
+
+
+def _integer(minimum, maximum):
+    def parse(text):
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError("%r is not a whole number" % (text,))
+        if not minimum <= value <= maximum:
+            raise ValueError(
+                "%d is out of range (%d to %d)" % (value, minimum, maximum)
+            )
+        return value
+
+    return parse
+
+
+def _number(minimum, maximum):
+    def parse(text):
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError("%r is not a number" % (text,))
+        if not minimum <= value <= maximum:
+            raise ValueError(
+                "%g is out of range (%g to %g)" % (value, minimum, maximum)
+            )
+        return value
+
+    return parse
+
+
+def _words(text):
+    return tuple(word for word in text.replace(",", " ").split() if word)
+
+
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+def _domains(text):
+    domains = tuple(word.lower() for word in _words(text))
+    if not domains:
+        raise ValueError("at least one domain is required")
+    for domain in domains:
+        if not _DOMAIN.match(domain):
+            raise ValueError("%r is not a domain name" % (domain,))
+    return domains
+
+
+def _services(text):
+    names = tuple(word.lower() for word in _words(text))
+    if not names:
+        raise ValueError("at least one service is required")
+    for name in names:
+        if name in PLANNED_SERVICES:
+            raise ValueError(
+                "service %r is not available in this version" % (name,)
+            )
+        if name not in AVAILABLE_SERVICES:
+            raise ValueError(
+                "unknown service %r (known: %s)"
+                % (name, ", ".join(AVAILABLE_SERVICES))
+            )
+    return tuple(name for name in AVAILABLE_SERVICES if name in names)
+
+
+def _logLevel(text):
+    value = text.strip().lower()
+    if value not in LOG_LEVELS:
+        raise ValueError("%r is not one of %s" % (text, ", ".join(LOG_LEVELS)))
+    return value
+
+
+def _sipListen(text):
+    addresses = tuple(
+        parseListenAddress(word, kinds=("udp", "tcp", "tls"))
+        for word in text.split()
+    )
+    if not addresses:
+        raise ValueError("at least one listen address is required")
+    return addresses
+
+
+@attrs.frozen
+class ApplianceConfig:
+    """
+    The C{[appliance]} section: what runs and where its state lives.
+    """
+
+    data_dir: str = "./var"
+    services: tuple = AVAILABLE_SERVICES
+    tls_cert: str = ""
+    tls_key: str = ""
+    log_level: str = "info"
+
+
+@attrs.frozen
+class SIPConfig:
+    """
+    The C{[sip]} section.
+    """
+
+    domains: tuple = ("example.test",)
+    listen: tuple = (
+        ListenAddress("udp", 5060),
+        ListenAddress("tcp", 5060),
+        ListenAddress("tls", 5061),
+    )
+    record_route: bool = True
+    realm: str = ""
+    max_message_size: int = 65535
+    tcp_idle_timeout: float = 300.0
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+
+@attrs.frozen
+class Config:
+    """
+    The whole configuration, one attribute per section.
+    """
+
+    path: str
+    appliance: ApplianceConfig
+    sip: SIPConfig
+
+    def dataPath(self, *segments):
+        """
+        Return a path under the data directory; a relative C{data_dir} is
+        taken relative to the working directory the appliance started in.
+        """
+        return os.path.join(os.path.abspath(self.appliance.data_dir), *segments)
+
+
+#: section name -> (attrs class, {key: value type}).
+SCHEMA = {
+    "appliance": (
+        ApplianceConfig,
+        {
+            "data_dir": _string,
+            "services": _services,
+            "tls_cert": _string,
+            "tls_key": _string,
+            "log_level": _logLevel,
+        },
+    ),
+    "sip": (
+        SIPConfig,
+        {
+            "domains": _domains,
+            "listen": _sipListen,
+            "record_route": _boolean,
+            "realm": _string,
+            "max_message_size": _integer(1500, 1048576),
+            "tcp_idle_timeout": _number(1, 86400),
+            "t1": _number(0.05, 60),
+            "t2": _number(0.1, 600),
+            "t4": _number(0.1, 600),
+        },
+    ),
+}
+
+
+def config_from_string(text, path=DEFAULT_PATH, overrides=None):
+    """
+    Parse configuration text; see L{load}.
+    """
+    parser = configparser.ConfigParser(
+        interpolation=None, strict=False, empty_lines_in_values=False,
+        inline_comment_prefixes=None,
+    )
+    parser.optionxform = str
+    errors = []
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as e:
+        raise ConfigError(["%s: %s" % (path, " ".join(str(e).split()))])
+    values = {}
+    for section in parser.sections():
+        if section not in SCHEMA:
+            errors.append(
+                "%s [%s]: unknown section (known: %s)"
+                % (path, section, ", ".join(SCHEMA))
+            )
+            continue
+        keys = SCHEMA[section][1]
+        for key, raw in parser.items(section):
+            if key not in keys:
+                errors.append(
+                    "%s [%s] %s: unknown key (known: %s)"
+                    % (path, section, key, ", ".join(keys))
+                )
+                continue
+            values[(section, key)] = raw
+    for (section, key), raw in (overrides or {}).items():
+        values[(section, key)] = raw
+    sections = {}
+    for section, (cls, keys) in SCHEMA.items():
+        kwargs = {}
+        for key, valueType in keys.items():
+            if (section, key) not in values:
+                continue
+            try:
+                kwargs[key] = valueType(values[(section, key)])
+            except ValueError as e:
+                errors.append("%s [%s] %s: %s" % (path, section, key, e))
+        sections[section] = kwargs
+    if errors:
+        raise ConfigError(errors)
+    config = Config(
+        path=path,
+        **{name: SCHEMA[name][0](**kwargs) for name, kwargs in sections.items()},
+    )
+    _checkConsistency(config)
+    return config
+
+
+def _checkConsistency(config):
+    errors = []
+    sip = config.sip
+    if sip.t2 < sip.t1:
+        errors.append(
+            "%s [sip] t2: must not be smaller than t1 (%g)" % (config.path, sip.t1)
+        )
+    seen = set()
+    for address in sip.listen:
+        key = (address.kind, address.port, address.interface)
+        if address.port and key in seen:
+            errors.append(
+                "%s [sip] listen: %s is listed twice" % (config.path, address)
+            )
+        seen.add(key)
+    if bool(config.appliance.tls_cert) != bool(config.appliance.tls_key):
+        errors.append(
+            "%s [appliance] tls_cert: tls_cert and tls_key go together"
+            % (config.path,)
+        )
+    if errors:
+        raise ConfigError(errors)
+
+
+def load(path=None, overrides=None):
+    """
+    Load the configuration file at C{path}, or the embedded defaults when
+    C{path} is C{None}.
+
+    @param overrides: C{{(section, key): text}} applied over the file, as
+        given on the command line.
+    @raise ConfigError: listing every problem found.
+    """
+    if path is None:
+        return config_from_string("", overrides=overrides)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(["%s: cannot read: %s" % (path, e)])
+    return config_from_string(text, path=path, overrides=overrides)

@@ -1,0 +1,3 @@
+"""
+SIP (RFC 3261): messages, transports, transactions and the services on top.
+"""

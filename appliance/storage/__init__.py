@@ -1,0 +1,3 @@
+"""
+Persistent state: the SQLite database, its migrations and the user directory.
+"""

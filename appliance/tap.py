@@ -1,0 +1,158 @@
+"""
+twistd plugin support: C{twistd --reactor=asyncio -n appliance}.
+
+L{Options} reads and checks the configuration (every error at once) and the
+reactor; L{makeService} only wires the services together.
+"""
+
+import os
+import sys
+
+from twisted.application import service
+from twisted.logger import Logger
+from twisted.python import usage
+
+from appliance import __version__, logs
+from appliance.config import ConfigError, load
+
+_log = Logger(observer=logs.observer)
+
+
+class Options(usage.Options):
+    """
+    Command line of the appliance plugin.
+    """
+
+    synopsis = "[--config FILE] [--data-dir DIR]"
+    longdesc = (
+        "Runs the appliance's services on one reactor. Without --config, "
+        "the embedded defaults apply: state under ./var, SIP on udp/tcp 5060 "
+        "and tls 5061. Run with --reactor=asyncio."
+    )
+    optParameters = [
+        ["config", "c", None, "The configuration file (INI)."],
+        ["data-dir", "d", None, "Overrides [appliance] data_dir."],
+    ]
+
+    def opt_version(self):
+        """
+        Print the appliance's version and exit.
+        """
+        print("appliance %s" % (__version__,))
+        sys.exit(0)
+
+    def postOptions(self):
+        checkReactor()
+        overrides = {}
+        if self["data-dir"] is not None:
+            overrides[("appliance", "data_dir")] = self["data-dir"]
+        try:
+            self.config = load(self["config"], overrides)
+        except ConfigError as e:
+            raise usage.UsageError(
+                "configuration errors:\n  " + "\n  ".join(e.errors)
+            )
+
+
+def checkReactor(reactor=None):
+    """
+    The SNMP agent needs the asyncio reactor, and so the whole appliance
+    runs on it: refuse any other with an explanation of the fix.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+    if not isinstance(reactor, AsyncioSelectorReactor):
+        raise usage.UsageError(
+            "the appliance needs the asyncio reactor, but %s is installed; "
+            "run it as: twistd --reactor=asyncio -n appliance"
+            % (type(reactor).__name__,)
+        )
+
+
+class StartupError(SystemExit):
+    """
+    The appliance cannot start: the message says why, without a traceback.
+    """
+
+    def __init__(self, message):
+        super().__init__("appliance: " + message)
+
+
+class ApplianceService(service.MultiService):
+    """
+    The root of the service tree: prepares the data directory, the database
+    and the TLS identity before any child binds a port.
+    """
+
+    def __init__(self, config, reactor):
+        service.MultiService.__init__(self)
+        self.config = config
+        self._reactor = reactor
+        from appliance.stats import Statistics
+        from appliance.storage.database import Database
+        from appliance.storage.users import UserDirectory
+
+        self.database = Database(reactor, config.dataPath("appliance.sqlite"))
+        self.users = UserDirectory(self.database, realmFor=self._realmFor)
+        self.stats = {}
+        if "sip" in config.appliance.services:
+            from appliance.sip.service import SIPService
+
+            self.stats["sip"] = Statistics("sip")
+            SIPService(
+                config.sip, reactor, self.stats["sip"], self.tlsOptions
+            ).setServiceParent(self)
+
+    def _realmFor(self, domain):
+        return self.config.sip.realm or domain
+
+    def tlsPaths(self):
+        appliance = self.config.appliance
+        if appliance.tls_cert:
+            return appliance.tls_cert, appliance.tls_key
+        return self.config.dataPath("tls", "cert.pem"), self.config.dataPath("tls", "key.pem")
+
+    def tlsOptions(self):
+        from appliance.tls import serverContext
+
+        return serverContext(*self.tlsPaths())
+
+    def privilegedStartService(self):
+        from appliance.sip.service import ListenError
+        from appliance.storage.database import SchemaError
+        from appliance.tls import TLSError, ensureCertificate
+
+        logs.setLevel(self.config.appliance.log_level)
+        try:
+            os.makedirs(self.config.dataPath(), mode=0o750, exist_ok=True)
+            if not self.config.appliance.tls_cert:
+                ensureCertificate(*self.tlsPaths(), names=self.config.sip.domains)
+            self.database.open()
+            service.MultiService.privilegedStartService(self)
+        except (ListenError, TLSError, SchemaError) as e:
+            self.database.close()
+            raise StartupError(str(e))
+        except OSError as e:
+            self.database.close()
+            raise StartupError("cannot prepare %s: %s" % (self.config.dataPath(), e))
+        _log.info(
+            "appliance {version} starting: services {services}, data in {dataDir}",
+            version=__version__, services=" ".join(self.config.appliance.services),
+            dataDir=self.config.dataPath(),
+        )
+
+    def stopService(self):
+        d = service.MultiService.stopService(self)
+        d.addBoth(lambda result: (self.database.close(), result)[1])
+        return d
+
+
+def makeService(options, reactor=None):
+    """
+    Build the appliance's service tree from checked L{Options}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    return ApplianceService(options.config, reactor)

@@ -1,0 +1,3 @@
+"""
+Whole-appliance tests on loopback sockets against real third-party peers.
+"""
