@@ -131,7 +131,10 @@ class ApplianceService(service.MultiService):
                 ensureCertificate(*self.tlsPaths(), names=self.config.sip.domains)
             self.database.open()
             service.MultiService.privilegedStartService(self)
-        except (ListenError, TLSError, SchemaError) as e:
+        except ListenError as e:
+            self.database.close()
+            raise StartupError("%s %s" % (self.config.path, e))
+        except (TLSError, SchemaError) as e:
             self.database.close()
             raise StartupError(str(e))
         except OSError as e:

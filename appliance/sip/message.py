@@ -125,7 +125,9 @@ _LIST_KEYS = frozenset(name.lower() for name in LIST_HEADERS)
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _VERSION = re.compile(r"[Ss][Ii][Pp]/[0-9]+\.[0-9]+")
 _CSEQ = re.compile(r"([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)")
-_CALL_ID = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?")
+# RFC 3261 callid is word ["@" word]; deployed UAs also use "=", "#"..., so only whitespace, controls
+# and emptiness are refused.
+_CALL_ID = re.compile(r"[^\x00-\x20\x7f]+")
 _VIA_HEAD = re.compile(
     r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*"
     r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[^\]]*\]|[A-Za-z0-9\-_.]+)(?:[ \t]*:[ \t]*([0-9]+))?[ \t]*")
@@ -178,7 +180,8 @@ class Headers:
     (C{CSeq}, C{WWW-Authenticate}); unknown names keep the spelling they were given.  Values of
     L{LIST_HEADERS} are split at commas (outside quoted strings and C{<...>}) by every way of putting a
     value in, parsing and code alike, so C{getAll("Via")} always lists single Via values; every other
-    header is kept whole.  Values given by code must not contain CR or LF (ValueError).
+    header is kept whole.  Values given by code must not contain CR or LF (ValueError) and must not be
+    None (TypeError); other non-strings (ints) are converted with str().
     """
 
     __slots__ = ("_entries",)
@@ -296,6 +299,11 @@ class Headers:
 
 
 def _checkValue(value):
+    """
+    A header value given by code as a string (ints are converted; None is a mistake).
+    """
+    if value is None:
+        raise TypeError("header value is None")
     value = str(value)
     if "\r" in value or "\n" in value:
         raise ValueError("header value contains CR or LF")
@@ -817,6 +825,10 @@ def parseMessage(data, *, datagram=True, maxSize=DEFAULT_MAX_SIZE):
         start += 2
     if start >= len(data):
         raise ParseError("empty message")
+    if len(data) - start > maxSize:
+        end = data.find(b"\r\n\r\n", start, start + maxSize)
+        message = None if end < 0 else _parseHead(data[start:end])[0]
+        raise _error("message too large", 413, message)
     end = data.find(b"\r\n\r\n", start)
     if end < 0:
         head = data[start:]
@@ -827,8 +839,6 @@ def parseMessage(data, *, datagram=True, maxSize=DEFAULT_MAX_SIZE):
     message, reason = _parseHead(data[start:end])
     if reason is not None:
         raise _error(reason, 400, message)
-    if len(data) - start > maxSize:
-        raise _error("message too large", 413, message)
     length = _contentLength(message)
     bodyStart = end + 4
     if length is None:
@@ -987,10 +997,10 @@ def validateRequest(request):
       2. missing Via, From, To, Call-ID or CSeq -> 400 (section 8.1.1; Max-Forwards may be absent for RFC
          2543 compatibility);
       3. a singleton header (L{SINGLETON_HEADERS}) more than once -> 400;
-      4. a malformed Call-ID, Via, From, To, Contact, Route, Record-Route, CSeq or Max-Forwards (0-255)
-         -> 400; CSeq number not below 2**31 (section 8.1.1.5) -> 400; Expires not an integer -> 400
-         (a value over 2**32-1 is accepted: the registrar clamps it, RFC 4475 section 3.1.2.4);
-         Content-Length other than the body length -> 400;
+      4. -> 400: a malformed Via, From, To, Contact, Route, Record-Route, CSeq or Max-Forwards (0 to
+         255); an empty Call-ID or one with whitespace or control characters; a CSeq number not below
+         2**31 (section 8.1.1.5); an Expires that is not an integer (a value over 2**32-1 is accepted:
+         the registrar clamps it, RFC 4475 section 3.1.2.4); a Content-Length other than the body length;
       5. CSeq method other than the request method -> 400 (section 8.2: RFC 4475 sections 3.1.2.17-18);
       6. Request-URI scheme other than sip, sips or tel -> 416 (section 8.2.2.1);
       7. a SIP Request-URI with headers (C{?...}) -> 400 (section 19.1.5; RFC 4475 section 3.1.2.11).

@@ -233,7 +233,12 @@ class SIPService(service.Service):
         try:
             if address.kind == "udp":
                 transport = UDPTransport(self.controller, self.config.max_message_size)
-                port = self._reactor.listenUDP(address.port, transport, interface=interface)
+                port = self._reactor.listenUDP(
+                    address.port, transport, interface=interface,
+                    # One byte more than allowed, so that an oversized
+                    # datagram is seen as such (413), not cut short.
+                    maxPacketSize=self.config.max_message_size + 1,
+                )
             else:
                 transport = StreamTransport(
                     self.controller, self._reactor, name=address.kind.upper(),

@@ -91,7 +91,7 @@ class LaunchTests(ApplianceTestCase):
     def test_portInUse(self):
         """
         A SIP port that another program holds makes twistd exit non-zero with
-        a message naming the port and saying it is in use.
+        a message naming the setting, the port and saying it is in use.
         """
         (port,) = pickPorts(1)
         holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -103,6 +103,7 @@ class LaunchTests(ApplianceTestCase):
 
         status, output = self.refuse(configText=config)
         self.assertNotEqual(status, 0, output)
+        self.assertIn("[sip] listen", output)
         self.assertIn(str(port), output)
         self.assertIn("in use", output.lower())
         self.assertNotIn("Traceback", output)

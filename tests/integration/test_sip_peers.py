@@ -9,18 +9,21 @@ Peer quirks the tests work around (see the helpers below):
   - sipsak 0.9.8.1 writes a five-digit port truncated into its Request-URI and
     To, so the harness uses four-digit ports;
   - sipsak's GnuTLS code fails to read the answer on a TLS 1.3 connection
-    ("nothing received, select returned error"), so its TLS test caps the
-    client at TLS 1.2 with a GnuTLS priority override file (TLS 1.3 is
-    covered by the Python client);
-  - Debian's sipp (sip-tester) is built without OpenSSL, so the SIPp TLS test
-    skips when C{-t l1} is not available.
+    ("nothing received, select returned error", with any TLS 1.3 server), so
+    its TLS test caps the client at TLS 1.2 with a GnuTLS priority override
+    file (TLS 1.3 is covered by the Python client); and it does not enforce
+    its --tls-ca-cert, so only the Python client checks the certificate;
+  - Debian's sipp (sip-tester) is built without OpenSSL (no C{-t l1}), so
+    SIPp's TLS test runs SIPp over TCP into socat, an OpenSSL TLS client that
+    verifies the appliance's certificate and carries the stream over TLS.
 """
 
 import os
 import re
 import shutil
-
-from twisted.trial.unittest import SkipTest
+import socket
+import subprocess
+import time
 
 from tests.integration.harness import (
     LOOPBACK,
@@ -34,6 +37,7 @@ from tests.integration.harness import (
     newBranch,
     optionsRequest,
     parseResponse,
+    pickPorts,
     runProgram,
     scratchDirectory,
     statusOf,
@@ -169,10 +173,11 @@ class PeerTests(ApplianceTestCase):
         self.assertEqual(status, 0, "sipsak exited with %s:\n%s" % (status, output))
         self.assertIn("SIP/2.0 200", output, output)
 
-    def runSipp(self, transport, calls=3):
+    def runSipp(self, transport, calls=3, port=None):
         """
-        Run the OPTIONS scenario with SIPp over C{transport} (C{u1}, C{t1},
-        C{l1}) for C{calls} calls; return C{(exit status, output, errors)}.
+        Run the OPTIONS scenario with SIPp over C{transport} (C{u1}, C{t1})
+        for C{calls} calls, to the appliance's SIP port or C{port}; return
+        C{(exit status, output, errors)}.
         """
         if shutil.which("sipp") is None:
             self.fail("sipp is not installed (Debian package sip-tester)")
@@ -181,8 +186,7 @@ class PeerTests(ApplianceTestCase):
             [
                 "sipp", "-sf", OPTIONS_SCENARIO,
                 "-s", "ping",
-                "%s:%d" % (LOOPBACK, self.appliance.tlsPort if transport == "l1"
-                           else self.appliance.sipPort),
+                "%s:%d" % (LOOPBACK, port or self.appliance.sipPort),
                 "-t", transport,
                 "-i", LOOPBACK,
                 "-m", str(calls),
@@ -231,8 +235,9 @@ class PeerTests(ApplianceTestCase):
 
     def test_sipsakOptionsOverTLS(self):
         """
-        sipsak's OPTIONS ping over TLS, trusting only the appliance's generated
-        certificate, gets 200 OK.
+        sipsak's OPTIONS ping over TLS gets 200 OK (sipsak 0.9.8.1 does not
+        enforce --tls-ca-cert; test_optionsOverTLSWithPython checks the
+        certificate).
         """
         priorities = os.path.join(self.workDirectory, "gnutls-priorities")
         with open(priorities, "w") as f:
@@ -261,19 +266,42 @@ class PeerTests(ApplianceTestCase):
 
     def test_sippOptionsOverTLS(self):
         """
-        SIPp's OPTIONS scenario over TLS gets 200 with Allow listing OPTIONS
-        (when this sipp build has TLS).
+        SIPp's OPTIONS scenario reaches the TLS port through an OpenSSL TLS
+        client (socat, verifying the appliance certificate for the domain)
+        and gets 200 with Allow listing OPTIONS, three calls out of three.
         """
-        # sipp's TLS transport reads cacert.pem / cakey.pem from its working
-        # directory; any key pair does for a client.
-        _writeSelfSignedPair(
-            os.path.join(self.workDirectory, "cacert.pem"),
-            os.path.join(self.workDirectory, "cakey.pem"),
+        # Debian's SIPp is built without OpenSSL, so its own -t l1 is not
+        # available: SIPp speaks SIP over one TCP connection into socat,
+        # which carries it over TLS to the appliance.
+        tunnelPort = pickPorts(1)[0]
+        tunnel = subprocess.Popen(
+            [
+                "socat",
+                "TCP-LISTEN:%d,bind=%s,reuseaddr,fork" % (tunnelPort, LOOPBACK),
+                "OPENSSL:%s:%d,cafile=%s,verify=1,commonname=example.test"
+                % (LOOPBACK, self.appliance.tlsPort, self.appliance.certificatePath),
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        result = self.runSipp("l1")
-        if "compile SIPp with OpenSSL" in result[1]:
-            raise SkipTest("this sipp build has no TLS (-t l1 needs SIPp built with OpenSSL)")
-        self.assertSippSucceeded(result)
+        self.addCleanup(_stopProcess, tunnel)
+        _waitForTCP(tunnelPort)
+        self.assertSippSucceeded(self.runSipp("t1", port=tunnelPort))
+        self.assertEqual(self.appliance.logText().count("Traceback"), 0)
+
+    def test_tlsTunnelRefusesWrongName(self):
+        """
+        The same OpenSSL client refuses the appliance certificate for a name
+        it was not made for, so the TLS test above proves verification.
+        """
+        status, output = runProgram(
+            [
+                "socat", "-u", "OPEN:/dev/null",
+                "OPENSSL:%s:%d,cafile=%s,verify=1,commonname=wrong.test"
+                % (LOOPBACK, self.appliance.tlsPort, self.appliance.certificatePath),
+            ],
+            timeout=_SIPP_TIMEOUT,
+        )
+        self.assertNotEqual(status, 0, output)
 
     # ------------------------------------------------------------- raw sockets
 
@@ -307,6 +335,37 @@ class PeerTests(ApplianceTestCase):
         self.assertEqual(via.port, client.port)
         self.assertEqual(via.rport, client.port)
         self.assertEqual(via.received, LOOPBACK)
+
+    def test_responseRoutingOverUDP(self):
+        """
+        Over UDP the answer goes to the source address and the Via's sent-by
+        port when the Via has no rport (RFC 3261 section 18.2.2, with
+        received= for a sent-by host that is not the source), and to the
+        source port when it has rport (RFC 3581 section 4).
+        """
+        sender, listener = UDPClient(), UDPClient()
+        try:
+            plain = optionsRequest("UDP", listener.port, self.appliance.sipPort, rport=False)
+            sender.send(plain, self.appliance.sipPort)
+            toSentBy = listener.receiveFinal()
+            foreignHost = plain.replace(
+                b"127.0.0.1:%d;" % (listener.port,), b"192.0.2.7:%d;" % (listener.port,), 1
+            )
+            sender.send(foreignHost, self.appliance.sipPort)
+            toReceived = listener.receiveFinal()
+            symmetric = optionsRequest("UDP", listener.port, self.appliance.sipPort, rport=True)
+            sender.send(symmetric, self.appliance.sipPort)
+            toSource = sender.receiveFinal()
+            strays = sender.receiveAll(0.2) + listener.receiveAll(0.2)
+        finally:
+            sender.close()
+            listener.close()
+        self.assertIsNotNone(toSentBy, "no answer at the Via's sent-by port")
+        self.assertIsNotNone(toReceived, "no answer at received:sent-by port")
+        self.assertIn("received=127.0.0.1", headerValues(toReceived, "Via", "v")[0])
+        self.assertIsNotNone(toSource, "no answer at the source port for rport")
+        self.assertIn("rport=%d" % (sender.port,), headerValues(toSource, "Via", "v")[0])
+        self.assertEqual(strays, [])
 
     def test_optionsRetransmissionGetsSameAnswer(self):
         """
@@ -471,6 +530,51 @@ class PeerTests(ApplianceTestCase):
         self.assertIsNotNone(response, "no answer after the keep-alive")
         self.assertEqual(statusOf(response)[0], 200, response)
 
+    def test_largeRequestsAnswered(self):
+        """
+        An OPTIONS of 20000 bytes (well under the default max_message_size
+        of 65535) is read whole and answered 200, over UDP and over TCP.
+        """
+        padding = "X-Padding: " + "p" * 20000
+        udp = UDPClient()
+        try:
+            udpAnswer = udp.exchange(
+                optionsRequest("UDP", udp.port, self.appliance.sipPort, extraHeaders=[padding]),
+                self.appliance.sipPort,
+            )
+        finally:
+            udp.close()
+        tcp = StreamClient(self.appliance.sipPort)
+        try:
+            tcpAnswer = tcp.exchange(
+                optionsRequest("TCP", tcp.port, self.appliance.sipPort, extraHeaders=[padding])
+            )
+        finally:
+            tcp.close()
+        self.assertEqual(
+            [answer and statusOf(answer) for answer in (udpAnswer, tcpAnswer)],
+            [(200, "OK"), (200, "OK")],
+        )
+
+    def test_oversizedRequestOverTCPGets413(self):
+        """
+        A request whose Content-Length exceeds max_message_size gets 413 on
+        its TCP connection, which the server then closes.
+        """
+        client = StreamClient(self.appliance.sipPort)
+        try:
+            request = optionsRequest("TCP", client.port, self.appliance.sipPort).replace(
+                b"Content-Length: 0\r\n", b"Content-Type: text/plain\r\nContent-Length: 70000\r\n"
+            )
+            client.send(request + b"x" * 70000)
+            answer = client.receiveMessage()
+            closed = client.waitForClose()
+        finally:
+            client.close()
+        self.assertIsNotNone(answer, "no answer")
+        self.assertEqual(statusOf(answer)[0], 413, answer)
+        self.assertTrue(closed, "the connection stayed open after the 413")
+
     def test_strayResponseNotAnswered(self):
         """
         A response matching no transaction is dropped without an answer, over
@@ -501,33 +605,31 @@ class PeerTests(ApplianceTestCase):
         self.assertOptionsAnsweredOverUDP()
 
 
-def _writeSelfSignedPair(certPath, keyPath):
+def _stopProcess(process):
     """
-    Write a throw-away self-signed certificate and key (for SIPp's TLS
-    client).
+    Stop a helper program this test started, by its PID.
     """
-    import datetime
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stderr is not None:
+        process.stderr.close()
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sipp.example.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    with open(certPath, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(keyPath, "wb") as f:
-        f.write(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        ))
+def _waitForTCP(port, timeout=5.0):
+    """
+    Wait until something accepts TCP connections on C{port} of 127.0.0.1.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -5,7 +5,12 @@ service in this process, on real loopback sockets.
 
 from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
-from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import (
+    SSL4ClientEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    connectProtocol,
+)
 from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.trial.unittest import TestCase
 
@@ -242,4 +247,42 @@ class SIPServiceTests(TestCase):
         self.addCleanup(good.transport.loseConnection)
         good.transport.write(request(transport="TCP"))
         response = yield good.next()
+        self.assertEqual(response.code, 200)
+
+
+class IPv6Tests(TestCase):
+    """
+    The SIP service over IPv6 loopback.
+    """
+
+    @inlineCallbacks
+    def test_optionsOverIPv6(self):
+        """
+        OPTIONS over UDP and TCP on ::1 is answered, the Via carrying the
+        IPv6 reference.
+        """
+        config = config_from_string(
+            "[appliance]\ndata_dir = %s\n[sip]\n"
+            "listen = udp:0:interface=\\:\\:1 tcp:0:interface=\\:\\:1\n" % (self.mktemp(),)
+        )
+        root = ApplianceService(config, reactor)
+        root.privilegedStartService()
+        root.startService()
+        self.addCleanup(root.stopService)
+        sip = root.getServiceNamed("sip")
+        client = UDPClient()
+        port = reactor.listenUDP(0, client, interface="::1")
+        self.addCleanup(port.stopListening)
+        client.transport.write(
+            request(port=port.getHost().port).replace(b"127.0.0.1", b"[::1]"),
+            sip.addressOf("udp"),
+        )
+        response = parseMessage((yield client.next()))
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.vias()[0].host, "[::1]")
+        stream = StreamClient()
+        yield connectProtocol(TCP6ClientEndpoint(reactor, "::1", sip.addressOf("tcp")[1]), stream)
+        self.addCleanup(stream.transport.loseConnection)
+        stream.transport.write(request(transport="TCP").replace(b"127.0.0.1", b"[::1]"))
+        response = yield stream.next()
         self.assertEqual(response.code, 200)
