@@ -12,6 +12,8 @@ setup(
     python_requires=">=3.11",
     packages=[
         "appliance",
+        "appliance.media",
+        "appliance.rtsp",
         "appliance.sip",
         "appliance.storage",
         "twisted.plugins",

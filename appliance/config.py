@@ -16,8 +16,8 @@ import attrs
 
 #: The services the appliance knows, in start-up order. A name from the
 #: design that this version does not ship yet is refused with a clear error.
-AVAILABLE_SERVICES = ("sip",)
-PLANNED_SERVICES = ("rtsp", "voicemail", "drm", "psap", "web", "snmp", "dbus")
+AVAILABLE_SERVICES = ("sip", "rtsp")
+PLANNED_SERVICES = ("voicemail", "drm", "psap", "web", "snmp", "dbus")
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
@@ -183,6 +183,10 @@ def _domains(text):
     return domains
 
 
+def _domainList(text):
+    return _domains(text) if text.strip() else ()
+
+
 def _services(text):
     names = tuple(word.lower() for word in _words(text))
     if not names:
@@ -217,6 +221,37 @@ def _sipListen(text):
     return addresses
 
 
+def _rtspListen(text):
+    return parseListenAddress(text, kinds=("tcp",))
+
+
+def _portRange(text):
+    low, sep, high = text.strip().partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise ValueError("%r is not a port range FIRST-LAST" % (text,))
+    low, high = int(low), int(high)
+    if not 1024 <= low < high <= 65535 or high - low < 3:
+        raise ValueError("%r: expected 1024 <= FIRST < LAST <= 65535, at least 4 ports" % (text,))
+    return low, high
+
+
+def _rtspUrl(text):
+    value = text.strip()
+    if value and not re.match(r"^rtsp://[^/\s]+/?$", value):
+        raise ValueError("%r is not a base URL like rtsp://host:8554/" % (text,))
+    return value
+
+
+def _choice(*choices):
+    def parse(text):
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError("%r is not one of %s" % (text, ", ".join(choices)))
+        return value
+
+    return parse
+
+
 @attrs.frozen
 class ApplianceConfig:
     """
@@ -249,6 +284,31 @@ class SIPConfig:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    nonce_lifetime: int = 300
+    auth_max_failures: int = 10
+    auth_lockout: int = 300
+    ring_timeout: int = 30
+    redirect_domains: tuple = ()
+
+
+@attrs.frozen
+class RTSPConfig:
+    """
+    The C{[rtsp]} section: the RTSP media server.
+    """
+
+    listen: ListenAddress = ListenAddress("tcp", 8554)
+    rtp_ports: tuple = (30000, 30999)
+    url: str = ""
+    auth: str = "digest"
+    session_timeout: int = 60
+    max_sessions_per_client: int = 32
+    max_header_size: int = 8192
+    max_headers: int = 64
+    max_body_size: int = 65536
 
 
 @attrs.frozen
@@ -260,6 +320,7 @@ class Config:
     path: str
     appliance: ApplianceConfig
     sip: SIPConfig
+    rtsp: RTSPConfig = RTSPConfig()
 
     def dataPath(self, *segments):
         """
@@ -293,6 +354,28 @@ SCHEMA = {
             "t1": _number(0.05, 60),
             "t2": _number(0.1, 600),
             "t4": _number(0.1, 600),
+            "min_expires": _integer(1, 86400),
+            "max_expires": _integer(1, 31536000),
+            "default_expires": _integer(1, 31536000),
+            "nonce_lifetime": _integer(10, 86400),
+            "auth_max_failures": _integer(1, 100000),
+            "auth_lockout": _integer(0, 86400),
+            "ring_timeout": _integer(1, 3600),
+            "redirect_domains": _domainList,
+        },
+    ),
+    "rtsp": (
+        RTSPConfig,
+        {
+            "listen": _rtspListen,
+            "rtp_ports": _portRange,
+            "url": _rtspUrl,
+            "auth": _choice("digest", "none"),
+            "session_timeout": _integer(5, 86400),
+            "max_sessions_per_client": _integer(1, 100000),
+            "max_header_size": _integer(1024, 1048576),
+            "max_headers": _integer(8, 1000),
+            "max_body_size": _integer(1024, 16777216),
         },
     ),
 }
@@ -367,6 +450,17 @@ def _checkConsistency(config):
                 "%s [sip] listen: %s is listed twice" % (config.path, address)
             )
         seen.add(key)
+    if not sip.min_expires <= sip.default_expires <= sip.max_expires:
+        errors.append(
+            "%s [sip] default_expires: must lie between min_expires (%d) and "
+            "max_expires (%d)" % (config.path, sip.min_expires, sip.max_expires)
+        )
+    for domain in sip.redirect_domains:
+        if domain not in sip.domains:
+            errors.append(
+                "%s [sip] redirect_domains: %s is not one of the domains"
+                % (config.path, domain)
+            )
     if bool(config.appliance.tls_cert) != bool(config.appliance.tls_key):
         errors.append(
             "%s [appliance] tls_cert: tls_cert and tls_key go together"

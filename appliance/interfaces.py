@@ -121,3 +121,113 @@ class IUserDirectory(Interface):
         Return a L{Deferred} firing with the stored HA1 (hex) of C{user} for
         C{realm} and C{algorithm} (C{'MD5'} or C{'SHA-256'}), or C{None}.
         """
+
+
+class IMediaStore(Interface):
+    """
+    The media store: recorded messages and greetings as audio files under
+    C{<data_dir>/media/<user>/<folder>/<id>.au}. The RTSP server is its
+    only network face.
+    """
+
+    def resolve(path):
+        """
+        Check a request path (C{'/bob/inbox/6532.au'}, percent-encoded as
+        it came in a URL) and return its L{appliance.rtsp.store.MediaPath}.
+        Raises L{appliance.rtsp.store.InvalidPath} for anything that is not
+        C{user/folder/id.au|wav} confined to the store.
+        """
+
+    def exists(media):
+        """
+        Whether the file of C{media} (a resolved path) exists.
+        """
+
+    def openForPlay(media):
+        """
+        Return an L{appliance.media.audiofile.AudioReader} of C{media}, or
+        raise L{appliance.rtsp.store.MediaNotFound}.
+        """
+
+    def openForRecord(media, encoding):
+        """
+        Create (or replace) the file of C{media} and return an
+        L{appliance.media.audiofile.AudioWriter} taking C{encoding} data.
+        """
+
+    def list(owner, folder):
+        """
+        Return the sorted file names in one folder of C{owner}.
+        """
+
+    def delete(media):
+        """
+        Remove the file of C{media}; return whether there was one.
+        """
+
+
+class ILocationService(Interface):
+    """
+    The location service (RFC 3261 section 10): bindings from an address of
+    record (C{'user@domain'}) to contacts, with q, expiry, Path (RFC 3327)
+    and instance / reg-id (RFC 5626), persisted. Reads are from memory and
+    synchronous; writes return a L{Deferred} and reach memory only once
+    they are on disk.
+    """
+
+    def load():
+        """
+        Read the stored bindings into memory, dropping the expired ones;
+        return a L{Deferred} firing with the number loaded.
+        """
+
+    def start():
+        """
+        Start purging expired bindings periodically.
+        """
+
+    def stop():
+        """
+        Stop the periodic purge.
+        """
+
+    def lookup(aor):
+        """
+        Return the unexpired bindings of C{aor}, highest q first, then most
+        recently updated first.
+        """
+
+    def bindingsFor(aor):
+        """
+        Return C{(binding, remaining seconds)} pairs, in L{lookup} order.
+        """
+
+    def update(aor, callId, cseq, changes):
+        """
+        Apply the contacts of one REGISTER (RFC 3261 section 10.3 steps 6
+        and 7) atomically; return a L{Deferred} firing with the bindings of
+        C{aor} afterwards, or failing with C{OutOfOrder} (nothing changed).
+        """
+
+    def removeAll(aor, callId, cseq):
+        """
+        Remove every binding of C{aor} (C{Contact: *}, RFC 3261 section
+        10.2.2); return a L{Deferred} firing with the bindings removed.
+        """
+
+    def purgeExpired():
+        """
+        Remove expired bindings from disk and memory; return a L{Deferred}
+        firing with the number removed from memory.
+        """
+
+    def count():
+        """
+        Return the number of bindings held (including any that expired
+        since the last purge).
+        """
+
+    def aors():
+        """
+        Return the addresses of record with at least one unexpired binding.
+        """

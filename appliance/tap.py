@@ -102,7 +102,16 @@ class ApplianceService(service.MultiService):
 
             self.stats["sip"] = Statistics("sip")
             SIPService(
-                config.sip, reactor, self.stats["sip"], self.tlsOptions
+                config.sip, reactor, self.stats["sip"], self.tlsOptions,
+                database=self.database, users=self.users,
+            ).setServiceParent(self)
+        if "rtsp" in config.appliance.services:
+            from appliance.rtsp.service import RTSPService
+
+            self.stats["rtsp"] = Statistics("rtsp")
+            RTSPService(
+                config.rtsp, reactor, self.stats["rtsp"], config.dataPath("media"),
+                self.users, config.sip.domains, self._realmFor,
             ).setServiceParent(self)
 
     def _realmFor(self, domain):

@@ -84,7 +84,9 @@ class StartupTests(TestCase):
         root.startService()
         for name in ("appliance.sqlite", "tls/cert.pem", "tls/key.pem"):
             self.assertTrue(os.path.exists(os.path.join(dataDir, name)), name)
-        return root.stopService()
+        d = root.getServiceNamed("sip").whenReady()
+        d.addCallback(lambda _: root.stopService())
+        return d
 
     def test_portInUse(self):
         """

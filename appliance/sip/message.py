@@ -265,6 +265,31 @@ class Headers:
         key = _headerKey(name)
         self._entries = [entry for entry in self._entries if entry[0] != key]
 
+    def removeFirst(self, name):
+        """
+        Remove and return the first value of that name (a proxy pops its Via from responses and its
+        Route from requests, RFC 3261 sections 16.4 and 16.7); C{None} if absent.
+        """
+        key = _headerKey(name)
+        for index, entry in enumerate(self._entries):
+            if entry[0] == key:
+                del self._entries[index]
+                return entry[2]
+        return None
+
+    def replaceFirst(self, name, value):
+        """
+        Replace the first value of that name in place (a transport stamps the top Via, RFC 3261
+        section 18.2.1); added at the top if absent.
+        """
+        key, canonical = _canonical(name)
+        value = _checkValue(value)
+        for index, entry in enumerate(self._entries):
+            if entry[0] == key:
+                self._entries[index] = (key, canonical, value)
+                return
+        self.prepend(name, value)
+
     def __contains__(self, name):
         key = _headerKey(name)
         for entry in self._entries:

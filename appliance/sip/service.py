@@ -11,23 +11,32 @@ raises into the reactor.
 """
 
 import ipaddress
+import secrets
 import socket
 
 from twisted.application import service
 from twisted.internet import error as netError
 from twisted.internet import ssl
-from twisted.internet.defer import gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
+from twisted.names import client
 from twisted.logger import Logger
 
 from appliance import logs
+from appliance.sip.auth import DigestAuthenticator
 from appliance.sip.dispatcher import Dispatcher, newTag
+from appliance.sip.dns import SIPResolver
+from appliance.sip.location import LocationService
 from appliance.sip.message import (
+    URI,
     ParseError,
     Request,
     makeResponse,
     validateRequest,
     validateResponse,
 )
+from appliance.sip.proxy import Proxy, hostTargets, isAddress, transportOf
+from appliance.sip.registrar import Registrar
+from appliance.sip.routing import CallRules, Router
 from appliance.sip.transaction import TimerSettings, TransactionLayer
 from appliance.sip.transport import (
     StreamTransport,
@@ -58,6 +67,7 @@ class SIPController:
     def __init__(self, transactions, stats):
         self._transactions = transactions
         self._stats = stats
+        self.ready = False
 
     def parseErrorReceived(self, error, transport, source):
         self._stats.increment("parse.errors")
@@ -107,6 +117,13 @@ class SIPController:
             if request.method != "ACK":
                 self._answerStatelessly(request, transport, source, e.status, e.reason)
             return
+        if not self.ready:
+            # Starting or stopping: the location service is not loaded.
+            if request.method != "ACK":
+                self._answerStatelessly(
+                    request, transport, source, 503, "Starting up", (("Retry-After", "1"),)
+                )
+            return
         self._transactions.receiveRequest(request, transport, source)
 
     def _responseReceived(self, response, transport, source):
@@ -122,9 +139,11 @@ class SIPController:
             return
         self._transactions.receiveResponse(response, transport, source)
 
-    def _answerStatelessly(self, request, transport, source, status, reason):
+    def _answerStatelessly(self, request, transport, source, status, reason, headers=()):
         try:
             response = makeResponse(request, status, _safeReason(reason), toTag=newTag())
+            for name, value in headers:
+                response.headers.add(name, value)
             transport.sendResponse(response, source)
         except ParseError as e:
             _log.debug("cannot answer: {reason}", reason=e.reason)
@@ -145,6 +164,7 @@ class LocalAddresses:
         self._names.update(name.lower() for name in extraNames)
         self._addresses = set()
         self._wildcard = False
+        self._probed = {}
 
     def addBinding(self, host):
         if host in ("", "0.0.0.0", "::"):
@@ -162,7 +182,13 @@ class LocalAddresses:
             return False
         if address in self._addresses:
             return True
-        return self._wildcard and (address.is_loopback or _isMine(address))
+        if not self._wildcard:
+            return False
+        if address not in self._probed:
+            if len(self._probed) > 1024:
+                self._probed.clear()
+            self._probed[address] = address.is_loopback or _isMine(address)
+        return self._probed[address]
 
 
 def _isMine(address):
@@ -177,39 +203,132 @@ def _isMine(address):
     return True
 
 
+def systemNameServers(path="/etc/resolv.conf"):
+    """
+    The name servers of the system's resolver configuration, read once
+    (default: a resolver on the loopback address).
+    """
+    servers = []
+    try:
+        with open(path) as f:
+            for line in f:
+                words = line.split()
+                if len(words) >= 2 and words[0] == "nameserver":
+                    servers.append((words[1], 53))
+    except OSError:
+        pass
+    return servers or [("127.0.0.1", 53)]
+
+
 class SIPService(service.Service):
     """
-    The SIP server as a Twisted service.
+    The SIP server as a Twisted service: registrar, proxy and redirect
+    server for the configured domains.
 
     @param config: the C{[sip]} section (L{appliance.config.SIPConfig}).
+    @param stats: the service's L{appliance.stats.Statistics}.
     @param tlsOptions: a callable returning server TLS context options, used
         only when a TLS address is configured.
-    @param stats: the service's L{appliance.stats.Statistics}.
+    @param database: the appliance's L{appliance.storage.database.Database}.
+    @param users: the L{appliance.interfaces.IUserDirectory}.
+    @param resolver: a twisted.names resolver for RFC 3263 (default: the
+        system's, from /etc/resolv.conf).
     @ivar ports: the listening ports, in configuration order, once started.
     """
 
     name = "sip"
 
-    def __init__(self, config, reactor, stats, tlsOptions=None):
+    def __init__(self, config, reactor, stats, tlsOptions=None, database=None,
+                 users=None, resolver=None):
         self.config = config
         self._reactor = reactor
         self.stats = stats
         self._tlsOptions = tlsOptions
         self.localAddresses = LocalAddresses()
-        self.dispatcher = Dispatcher(config.domains, self.localAddresses, stats)
+        self.ports = []
+        self.transports = []
+        self.transportsByName = {}
+        self._ourPorts = set()
+        domains = config.domains
+        self.location = LocationService(database, reactor)
+        self.authenticator = DigestAuthenticator(
+            users, reactor, secrets.token_bytes(32),
+            nonceLifetime=config.nonce_lifetime, maxFailures=config.auth_max_failures,
+            lockout=config.auth_lockout,
+        )
+        self.registrar = Registrar(
+            self.location, domains, reactor,
+            minExpires=config.min_expires, maxExpires=config.max_expires,
+            defaultExpires=config.default_expires,
+            authenticate=self._authenticateRegistration,
+            realm=config.realm or None, stats=stats,
+        )
+        self.router = Router(self.location, CallRules(database), config.redirect_domains)
+        self.dispatcher = Dispatcher(
+            domains, self.isOurs, stats, registrar=self.registrar, router=self.router,
+            authenticate=self.authenticator.authenticate, realmFor=self.realmFor,
+        )
         self.transactions = TransactionLayer(
             reactor, self.dispatcher,
             TimerSettings(T1=config.t1, T2=config.t2, T4=config.t4),
         )
+        if resolver is None:
+            resolver = client.Resolver(servers=systemNameServers(), reactor=reactor)
+        self.resolver = SIPResolver(resolver, reactor)
+        self.proxy = Proxy(
+            self.transactions, self.transportsByName, reactor, stats, self.isOurs,
+            self.resolve, recordRoute=config.record_route, ringTimeout=config.ring_timeout,
+        )
+        self.dispatcher.proxy = self.proxy
         self.controller = SIPController(self.transactions, stats)
-        self.ports = []
-        self.transports = []
+        self._waiting = []
         stats.gauge("transactions.active", lambda: self.transactions.activeTransactions)
         stats.gauges(self.transactions.statistics)
+        stats.gauges(self.authenticator.statistics)
+        stats.gauge("registrar.bindings", self.location.count)
+        stats.gauge("proxy.contexts", lambda: self.proxy.activeContexts)
         stats.gauge(
             "connections.active",
             lambda: sum(getattr(t, "connectionCount", 0) for t in self.transports),
         )
+
+    def realmFor(self, domain):
+        """
+        The digest realm users of C{domain} are challenged in.
+        """
+        return self.config.realm or domain
+
+    def _authenticateRegistration(self, request, realm, source):
+        return self.authenticator.authenticate(
+            request, realm, source, domain=request.uri.host
+        )
+
+    def isOurs(self, uri):
+        """
+        Whether C{uri} addresses this server itself rather than a user: one
+        of our addresses (and ports), or one of our domains without a user
+        part (RFC 3261 section 16.4).
+        """
+        if not isinstance(uri, URI):
+            return False
+        if uri.user is None and uri.host in self.config.domains:
+            return True
+        if not self.localAddresses(uri.host):
+            return False
+        if uri.port is None:
+            return uri.user is None or 5060 in self._ourPorts or 5061 in self._ourPorts
+        return uri.port in self._ourPorts
+
+    def resolve(self, uri):
+        """
+        Where to send a request for C{uri}: a L{Deferred} list of
+        C{(transport, host, port)} (RFC 3263).
+        """
+        if isinstance(uri, URI) and uri.scheme in ("sip", "sips") and not uri.param("maddr"):
+            transport = transportOf(uri)
+            if isAddress(uri.host):
+                return succeed(hostTargets(uri, transport))
+        return self.resolver.resolve(uri)
 
     def privilegedStartService(self):
         """
@@ -259,6 +378,8 @@ class SIPService(service.Service):
         self.localAddresses.addBinding(port.getHost().host)
         self.ports.append(port)
         self.transports.append(transport)
+        self.transportsByName.setdefault(transport.name, transport)
+        self._ourPorts.add(port.getHost().port)
         host = port.getHost()
         _log.info(
             "SIP listening on {kind} {host}:{port}",
@@ -268,8 +389,44 @@ class SIPService(service.Service):
     def _clientTLS(self, hostname):
         return ssl.optionsForClientTLS(hostname)
 
+    def startService(self):
+        service.Service.startService(self)
+        d = self.location.load()
+        d.addCallback(self._loaded)
+        d.addErrback(self._loadFailed)
+
+    def _loaded(self, count):
+        _log.info("location service loaded {count} binding(s)", count=count)
+        if self.running:
+            self.location.start()
+            self.controller.ready = True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(self)
+
+    def _loadFailed(self, failure):
+        _log.failure("cannot load the location service", failure)
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(failure)
+
+    def whenReady(self):
+        """
+        Return a L{Deferred} that fires when the service answers requests
+        (the location service is loaded).
+        """
+        if self.controller.ready:
+            return succeed(self)
+        d = Deferred()
+        self._waiting.append(d)
+        return d
+
     def stopService(self):
         service.Service.stopService(self)
+        self.controller.ready = False
+        self.location.stop()
+        self.proxy.stop()
+        self.authenticator.stop()
         self.transactions.stop()
         for transport in self.transports:
             if isinstance(transport, StreamTransport):

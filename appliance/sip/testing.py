@@ -79,3 +79,25 @@ class RecordingTransactionUser:
 
     def transportFailed(self, transaction):
         self.calls.append(("transportFailed", transaction))
+
+
+@attrs.define
+class FakeServerTransaction:
+    """
+    A stand-in for a L{appliance.sip.servertransaction.ServerTransaction}
+    that records the responses its transaction user sends.
+
+    @ivar request: the request, if a test wants to keep it here.
+    @ivar source: the C{(host, port)} the request came from.
+    @ivar responses: every response passed to L{respond}, in order.
+    """
+
+    request: object = None
+    source: tuple = ("192.0.2.10", 5060)
+    responses: list = attrs.field(factory=list)
+
+    def respond(self, response):
+        self.responses.append(response)
+
+    def cancelledInvite(self):
+        return None

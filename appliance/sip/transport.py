@@ -131,11 +131,7 @@ def replaceTopVia(message, via):
     """
     Replace the top Via of C{message} with C{via}, keeping the others.
     """
-    values = message.headers.getAll("Via")
-    values[0] = str(via)
-    message.headers.remove("Via")
-    for value in values:
-        message.headers.add("Via", value)
+    message.headers.replaceFirst("Via", str(via))
 
 
 class _SentBy:
@@ -211,6 +207,13 @@ class UDPTransport(DatagramProtocol):
             self._controller.parseErrorReceived(e, self, source)
             return
         self._controller.messageReceived(message, self, source)
+
+    def localAddress(self, towards):
+        """
+        The C{(host, port)} this transport is reached at from C{towards},
+        for Via sent-by and Record-Route.
+        """
+        return self._sentBy.hostFor(towards), self._sentBy.port
 
     def sendRequest(self, request, destination):
         self._sentBy.stamp(request, self.name, destination[0])
@@ -330,6 +333,13 @@ class StreamTransport(Factory):
     def connectionClosed(self, connection):
         if self._connections.get(connection.peer) is connection:
             del self._connections[connection.peer]
+
+    def localAddress(self, towards):
+        """
+        The C{(host, port)} this transport is reached at from C{towards},
+        for Via sent-by and Record-Route.
+        """
+        return self._sentBy.hostFor(towards), self._sentBy.port
 
     def sendRequest(self, request, destination):
         destination = (normalizeHost(destination[0]), destination[1])

@@ -42,8 +42,8 @@ class ParseError(ValueError):
         is too large, 505 for an unsupported SIP version, 416 for an unsupported Request-URI scheme).
     @ivar message: a partial L{Request} (start line and the header fields that could be read, body empty)
         that a server can answer with C{makeResponse(error.message, error.status)}; C{None} when there is
-        nothing to answer, in particular always C{None} for a response (responses are never answered,
-        RFC 3261 section 8.1.3.1).  In a partial request, C{uri} is C{None} if the Request-URI itself was
+        nothing to answer, in particular always C{None} for a response (a response is never answered,
+        RFC 4475 section 3.1.1.12).  In a partial request, C{uri} is C{None} if the Request-URI itself was
         unreadable.
     @ivar parsed: for L{StreamParser.feed} only: the items framed by the same C{feed()} call before the
         error; deliver them before handling the error.  Empty otherwise.

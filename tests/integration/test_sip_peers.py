@@ -173,11 +173,12 @@ class PeerTests(ApplianceTestCase):
         self.assertEqual(status, 0, "sipsak exited with %s:\n%s" % (status, output))
         self.assertIn("SIP/2.0 200", output, output)
 
-    def runSipp(self, transport, calls=3, port=None):
+    def runSipp(self, transport, calls=3, port=None, sendTo=None):
         """
         Run the OPTIONS scenario with SIPp over C{transport} (C{u1}, C{t1})
-        for C{calls} calls, to the appliance's SIP port or C{port}; return
-        C{(exit status, output, errors)}.
+        for C{calls} calls, addressed to the appliance's SIP port or C{port}
+        and sent there or to the port C{sendTo}; return C{(exit status,
+        output, errors)}.
         """
         if shutil.which("sipp") is None:
             self.fail("sipp is not installed (Debian package sip-tester)")
@@ -195,7 +196,7 @@ class PeerTests(ApplianceTestCase):
                 "-recv_timeout", "5000",
                 "-trace_err", "-error_file", errorFile,
                 "-nostdin",
-            ],
+            ] + (["-rsa", "%s:%d" % (LOOPBACK, sendTo)] if sendTo else []),
             timeout=_SIPP_TIMEOUT,
             cwd=self.workDirectory,
         )
@@ -285,7 +286,9 @@ class PeerTests(ApplianceTestCase):
         )
         self.addCleanup(_stopProcess, tunnel)
         _waitForTCP(tunnelPort)
-        self.assertSippSucceeded(self.runSipp("t1", port=tunnelPort))
+        self.assertSippSucceeded(
+            self.runSipp("t1", port=self.appliance.tlsPort, sendTo=tunnelPort)
+        )
         self.assertEqual(self.appliance.logText().count("Traceback"), 0)
 
     def test_tlsTunnelRefusesWrongName(self):

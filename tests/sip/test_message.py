@@ -171,6 +171,19 @@ class HeadersTests(SynchronousTestCase):
         headers.set("Expires", "60")
         self.assertEqual(headers.items(), [("Max-Forwards", "69"), ("To", "<sip:t>"), ("Expires", "60")])
 
+    def test_removeFirstAndReplaceFirst(self):
+        """
+        removeFirst pops the top value (None if absent); replaceFirst rewrites it in place, or adds it
+        at the top.
+        """
+        headers = Headers([("To", "b"), ("Via", "SIP/2.0/UDP a, SIP/2.0/UDP c")])
+        self.assertEqual(headers.removeFirst("v"), "SIP/2.0/UDP a")
+        self.assertIsNone(headers.removeFirst("Route"))
+        headers.replaceFirst("Via", "SIP/2.0/UDP c;received=192.0.2.1")
+        headers.replaceFirst("Record-Route", "<sip:p;lr>")
+        self.assertEqual(headers.items(), [("Record-Route", "<sip:p;lr>"), ("To", "b"),
+                                           ("Via", "SIP/2.0/UDP c;received=192.0.2.1")])
+
     def test_removeAndContains(self):
         """
         C{remove} drops every value of a name, silently if there are none.
@@ -844,6 +857,12 @@ class ParseInvalidTests(SynchronousTestCase):
         self.assertEqual(error.message.method, "INVITE")
         self.assertEqual(parseMessage(INVITE, maxSize=len(INVITE)).body, b"v=0\n")
         self.assertEqual(DEFAULT_MAX_SIZE, 65535)
+
+    def test_tooLargeHeaderNotScanned(self):
+        """
+        When even the header section exceeds maxSize, the 413 comes without reading it.
+        """
+        self.assertParseError(INVITE + b"x" * 100, status=413, partial=False, maxSize=50)
 
     def test_streamModeNeedsExactFraming(self):
         """

@@ -21,7 +21,7 @@ from appliance.tap import ApplianceService
 REQUEST = (
     "{method} {uri} SIP/2.0\r\n"
     "Via: SIP/2.0/{transport} 127.0.0.1:{port};rport;branch=z9hG4bK{branch}\r\n"
-    "From: <sip:tester@example.test>;tag=t{branch}\r\n"
+    "From: <sip:tester@client.test>;tag=t{branch}\r\n"
     "To: <{uri}>\r\n"
     "Call-ID: {branch}@test\r\n"
     "CSeq: 1 {cseqMethod}\r\n"
@@ -33,7 +33,7 @@ REQUEST = (
 _counter = iter(range(10**9))
 
 
-def request(method="OPTIONS", uri="sip:ping@example.test", transport="UDP", port=9,
+def request(method="OPTIONS", uri="sip:example.test", transport="UDP", port=9,
             extra="", cseqMethod=None):
     return REQUEST.format(
         method=method, uri=uri, transport=transport, port=port, extra=extra,
@@ -103,10 +103,10 @@ class SIPServiceTests(TestCase):
         self.root.startService()
         self.addCleanup(self.root.stopService)
         self.sip = self.root.getServiceNamed("sip")
+        yield self.sip.whenReady()
         self.client = UDPClient()
         self.clientPort = reactor.listenUDP(0, self.client, interface="127.0.0.1")
         self.addCleanup(self.clientPort.stopListening)
-        yield None
 
     def send(self, data):
         self.client.transport.write(data, self.sip.addressOf("udp"))
@@ -124,7 +124,7 @@ class SIPServiceTests(TestCase):
         """
         response = yield self.udpRequest()
         self.assertEqual(response.code, 200)
-        self.assertIn("OPTIONS", response.headers.get("Allow"))
+        self.assertIn("OPTIONS", response.headers.getAll("Allow"))
         self.assertEqual(response.headers.get("Accept"), "application/sdp")
         self.assertIn("Supported", response.headers)
         self.assertIsNotNone(response.toAddress().tag)
@@ -141,8 +141,8 @@ class SIPServiceTests(TestCase):
         """
         cases = [
             (dict(method="FOO"), 501),
-            (dict(method="REGISTER", uri="sip:example.test"), 403),
-            (dict(method="REGISTER", uri="sip:alice@example.test"), 403),
+            (dict(method="REGISTER", uri="sip:example.test"), 401),
+            (dict(method="REGISTER", uri="sip:elsewhere.test"), 403),
             (dict(method="INVITE", uri="sip:alice@example.test"), 404),
             (dict(method="MESSAGE", uri="sip:bob@elsewhere.test"), 403),
             (dict(method="INVITE", uri="sip:127.0.0.1"), 405),
@@ -270,6 +270,7 @@ class IPv6Tests(TestCase):
         root.startService()
         self.addCleanup(root.stopService)
         sip = root.getServiceNamed("sip")
+        yield sip.whenReady()
         client = UDPClient()
         port = reactor.listenUDP(0, client, interface="::1")
         self.addCleanup(port.stopListening)

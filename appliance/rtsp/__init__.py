@@ -1,0 +1,3 @@
+"""
+The RTSP media server (RFC 2326): the network face of the media store.
+"""
