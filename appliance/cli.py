@@ -6,6 +6,10 @@ appliancectl: the appliance's administration command.
     appliancectl --config FILE user passwd alice@example.test
     appliancectl --config FILE user del alice@example.test
     appliancectl --config FILE user list [DOMAIN]
+    appliancectl --config FILE user import users.csv [--skip-bad]
+    appliancectl --config FILE rule set alice@example.test busy sip:alice-vm@example.test
+    appliancectl --config FILE rule set bob@example.test redirect
+    appliancectl --config FILE rule del|list ...
 
 It works on the same database file as the running appliance (SQLite in WAL
 mode allows both at once). A password not given with --password is read from
@@ -14,11 +18,13 @@ first line, so that it need not appear in the process list or shell history.
 """
 
 import argparse
+import csv
 import getpass
 import sys
 
 from appliance.config import ConfigError, load
 from appliance.storage.database import SchemaError, SynchronousDatabase
+from appliance.sip.routing import RULES, CallRules, RuleError
 from appliance.storage.users import InvalidUser, UserDirectory
 
 
@@ -90,6 +96,57 @@ def userList(users, options, stdin, stdout):
         )
 
 
+def userImport(users, options, stdin, stdout):
+    """
+    Import users from a CSV file: user@domain, password[, display name,
+    email] per row; a first row naming the columns is skipped.
+    """
+    try:
+        with open(options.file, newline="", encoding="utf-8") as f:
+            rows = []
+            for number, fields in enumerate(csv.reader(f), start=1):
+                if not fields or not "".join(fields).strip():
+                    continue
+                if number == 1 and "@" not in fields[0]:
+                    continue
+                fields = [field.strip() for field in fields] + ["", "", ""]
+                rows.append((number, fields[0], fields[1], fields[2], fields[3]))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise CommandError("cannot read %s: %s" % (options.file, e))
+    added, problems = _result(users.importUsers(rows, skipBad=options.skip_bad))
+    for line, reason in problems:
+        stdout.write("%s:%d: %s\n" % (options.file, line, reason))
+    if problems and not options.skip_bad:
+        raise CommandError(
+            "%d bad row(s), nothing imported (--skip-bad imports the others)"
+            % (len(problems),)
+        )
+    stdout.write("imported %d user(s)\n" % (added,))
+
+
+def ruleSet(rules, options, stdin, stdout):
+    try:
+        _result(rules.set(options.user, options.rule, options.target or ""))
+    except RuleError as e:
+        raise CommandError(str(e))
+    except KeyError as e:
+        raise CommandError(e.args[0])
+    stdout.write("%s: %s rule set\n" % (options.user, options.rule))
+
+
+def ruleDel(rules, options, stdin, stdout):
+    try:
+        _result(rules.remove(options.user, options.rule))
+    except KeyError as e:
+        raise CommandError(e.args[0])
+    stdout.write("%s: %s rule removed\n" % (options.user, options.rule))
+
+
+def ruleList(rules, options, stdin, stdout):
+    for aor, rule, target in _result(rules.list(options.user)):
+        stdout.write("%s\t%s\t%s\n" % (aor, rule, target))
+
+
 def buildParser():
     parser = argparse.ArgumentParser(
         prog="appliancectl", description="Administer the appliance."
@@ -121,6 +178,32 @@ def buildParser():
     list_ = commands.add_parser("list", help="list users, tab-separated")
     list_.add_argument("domain", nargs="?", help="only this domain")
     list_.set_defaults(run=userList)
+
+    import_ = commands.add_parser(
+        "import", help="add users from a CSV file: user@domain,password[,name,email]"
+    )
+    import_.add_argument("file", help="the CSV file")
+    import_.add_argument(
+        "--skip-bad", action="store_true", help="import the good rows even if some are bad"
+    )
+    import_.set_defaults(run=userImport)
+
+    rule = areas.add_parser("rule", help="call rules: forwarding and redirection")
+    commands = rule.add_subparsers(dest="command", required=True)
+    set_ = commands.add_parser(
+        "set", help="set a rule: busy|noanswer|unregistered URI, or redirect"
+    )
+    set_.add_argument("user", help="name@domain")
+    set_.add_argument("rule", choices=RULES)
+    set_.add_argument("target", nargs="?", help="where calls go (a sip: URI)")
+    set_.set_defaults(run=ruleSet, store="rules")
+    remove = commands.add_parser("del", help="remove a rule")
+    remove.add_argument("user", help="name@domain")
+    remove.add_argument("rule", choices=RULES)
+    remove.set_defaults(run=ruleDel, store="rules")
+    list_ = commands.add_parser("list", help="list rules, tab-separated")
+    list_.add_argument("user", nargs="?", help="only this user")
+    list_.set_defaults(run=ruleList, store="rules")
     return parser
 
 
@@ -146,8 +229,11 @@ def main(argv=None, stdin=None, stdout=None, stderr=None):
         stderr.write("appliancectl: cannot open the database: %s\n" % (e,))
         return 1
     try:
-        users = UserDirectory(database, realmFor=lambda domain: config.sip.realm or domain)
-        options.run(users, options, stdin, stdout)
+        if getattr(options, "store", None) == "rules":
+            store = CallRules(database)
+        else:
+            store = UserDirectory(database, realmFor=lambda domain: config.sip.realm or domain)
+        options.run(store, options, stdin, stdout)
     except (CommandError, InvalidUser) as e:
         stderr.write("appliancectl: %s\n" % (e,))
         return 1

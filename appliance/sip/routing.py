@@ -17,10 +17,10 @@ voicemail deposit address.
 """
 
 import attrs
-from twisted.internet.defer import succeed
 
 from appliance.sip.message import URI, ParseError
 from appliance.sip.proxy import Target, groupsByQ
+from appliance.storage.users import splitUser
 
 RULES = ("busy", "noanswer", "unregistered", "redirect")
 
@@ -61,9 +61,22 @@ class CallRules:
         self._database = database
 
     def set(self, aor, rule, target=""):
+        """
+        Set C{rule} of the user C{aor}; the L{Deferred} fails with
+        L{KeyError} when there is no such user.
+
+        @raise RuleError: for an unknown rule or a target that is not a URI.
+        """
         target = checkRule(rule, target)
+        username, domain = splitUser(aor)
+        aor = "%s@%s" % (username, domain)
 
         def store(cursor):
+            cursor.execute(
+                "SELECT 1 FROM users WHERE username = ? AND domain = ?", (username, domain)
+            )
+            if cursor.fetchone() is None:
+                raise KeyError("no user %s" % (aor,))
             cursor.execute(
                 "INSERT INTO call_rules (aor, rule, target) VALUES (?, ?, ?) "
                 "ON CONFLICT (aor, rule) DO UPDATE SET target = excluded.target",
@@ -200,11 +213,3 @@ class Router:
             return [_ruleTarget(target)] if target else None
 
         return onFailure
-
-
-def noRules():
-    """
-    A stand-in for L{CallRules.lookup} when there is no database: every
-    user exists and has no rules (for tests of the proxy alone).
-    """
-    return succeed((True, {}))

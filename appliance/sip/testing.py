@@ -22,6 +22,8 @@ class FakeTransport:
     @ivar sent: the C{(message, address)} pairs sent, in order.
     @ivar failure: when not C{None}, an exception that C{sendRequest} and
         C{sendResponse} raise instead of recording the message.
+    @ivar address: the C{(host, port)} that L{localAddress} answers, as the
+        real transports do for Via sent-by and Record-Route.
     """
 
     reliable: bool = False
@@ -33,6 +35,13 @@ class FakeTransport:
     )
     sent: list = attrs.field(factory=list)
     failure: Exception | None = None
+    address: tuple = ("192.0.2.1", 5060)
+
+    def localAddress(self, towards):
+        """
+        Return L{address}, whatever C{towards} is.
+        """
+        return self.address
 
     def sendRequest(self, request, destination):
         if self.failure is not None:
