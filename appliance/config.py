@@ -9,6 +9,7 @@ raw parser.
 """
 
 import configparser
+import ipaddress
 import os
 import re
 
@@ -16,8 +17,8 @@ import attrs
 
 #: The services the appliance knows, in start-up order. A name from the
 #: design that this version does not ship yet is refused with a clear error.
-AVAILABLE_SERVICES = ("sip", "rtsp")
-PLANNED_SERVICES = ("voicemail", "drm", "psap", "web", "snmp", "dbus")
+AVAILABLE_SERVICES = ("sip", "rtsp", "dbus", "snmp")
+PLANNED_SERVICES = ("voicemail", "drm", "psap", "web")
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
@@ -183,6 +184,16 @@ def _domains(text):
     return domains
 
 
+def _digestAlgorithms(text):
+    names = tuple(word.upper() for word in _words(text))
+    if not names or len(set(names)) != len(names):
+        raise ValueError("list MD5 and / or SHA-256, each once")
+    for name in names:
+        if name not in ("MD5", "SHA-256"):
+            raise ValueError("%r is not MD5 or SHA-256" % (name,))
+    return names
+
+
 def _domainList(text):
     return _domains(text) if text.strip() else ()
 
@@ -242,6 +253,43 @@ def _rtspUrl(text):
     return value
 
 
+_BUS_ADDRESS_KEYS = {"unix": ("path", "abstract"), "tcp": ("host", "port", "family")}
+
+
+def _busAddress(text):
+    """
+    C{system}, C{session}, or a D-Bus server address (D-Bus specification,
+    "Server Addresses"): C{unix:path=...}, C{unix:abstract=...} or
+    C{tcp:host=...,port=...}, several separated by C{;}.
+    """
+    value = text.strip()
+    if value.lower() in ("system", "session"):
+        return value.lower()
+    if not value:
+        raise ValueError("expected system, session or an address like unix:path=/run/bus")
+    for address in value.split(";"):
+        kind, sep, rest = address.partition(":")
+        if not sep or kind not in _BUS_ADDRESS_KEYS:
+            raise ValueError(
+                "%r: expected system, session or an address unix:path=... / "
+                "unix:abstract=... / tcp:host=...,port=..." % (address,)
+            )
+        pairs = {}
+        for pair in rest.split(","):
+            key, sep, item = pair.partition("=")
+            if not sep or not item or key not in _BUS_ADDRESS_KEYS[kind]:
+                raise ValueError(
+                    "%r: %r is not KEY=VALUE with KEY one of %s"
+                    % (address, pair, ", ".join(_BUS_ADDRESS_KEYS[kind]))
+                )
+            pairs[key] = item
+        if kind == "unix" and len(pairs) != 1:
+            raise ValueError("%r: give exactly one of path= or abstract=" % (address,))
+        if kind == "tcp" and not ("host" in pairs and pairs.get("port", "").isdigit()):
+            raise ValueError("%r: tcp needs host= and a numeric port=" % (address,))
+    return value
+
+
 def _choice(*choices):
     def parse(text):
         value = text.strip().lower()
@@ -292,6 +340,7 @@ class SIPConfig:
     auth_lockout: int = 300
     ring_timeout: int = 30
     redirect_domains: tuple = ()
+    digest_algorithms: tuple = ("SHA-256", "MD5")
 
 
 @attrs.frozen
@@ -309,6 +358,89 @@ class RTSPConfig:
     max_header_size: int = 8192
     max_headers: int = 64
     max_body_size: int = 65536
+    operators: tuple = ()
+
+
+@attrs.frozen
+class DBusConfig:
+    """
+    The C{[dbus]} section: the bus the management interface
+    (C{org.appliance.Appliance1}, docs/dbus.md) is offered on.
+    """
+
+    bus: str = "system"
+
+
+def _snmpListen(text):
+    address = parseListenAddress(text, kinds=("udp",))
+    if ":" in address.interface:
+        raise ValueError("%r: the SNMP agent listens on IPv4 only" % (text,))
+    return address
+
+
+def _snmpTargets(text):
+    """
+    Notification receivers: C{HOST[:PORT]} (IPv4 address, port 162 by
+    default), separated by spaces.
+    """
+    targets = []
+    for word in _words(text):
+        host, sep, port = word.partition(":")
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError("%r: expected IPV4-ADDRESS[:PORT]" % (word,))
+        if sep and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("%r: the port must be a number from 1 to 65535" % (word,))
+        targets.append((host, int(port) if sep else 162))
+    return tuple(targets)
+
+
+def _usmKey(text):
+    value = text.strip()
+    if value and len(value) < 8:
+        raise ValueError("an SNMPv3 pass phrase needs at least 8 characters (RFC 3414)")
+    return value
+
+
+@attrs.frozen
+class SNMPConfig:
+    """
+    The C{[snmp]} section: the SNMP agent (docs/snmp.md).
+    """
+
+    listen: ListenAddress = ListenAddress("udp", 16161, "127.0.0.1")
+    community: str = "public"
+    v3_user: str = ""
+    v3_auth_key: str = ""
+    v3_priv_key: str = ""
+    trap_targets: tuple = ()
+    inform_targets: tuple = ()
+    check_interval: float = 5.0
+    auth_burst_threshold: int = 20
+    auth_burst_interval: int = 60
+
+
+def _snmpErrors(config):
+    """
+    The consistency errors of the C{[snmp]} section.
+    """
+    snmp, path, errors = config.snmp, config.path, []
+    v3 = (snmp.v3_user, snmp.v3_auth_key, snmp.v3_priv_key)
+    if any(v3) and not all(v3):
+        errors.append(
+            "%s [snmp] v3_user: v3_user, v3_auth_key and v3_priv_key go together" % (path,)
+        )
+    if snmp.inform_targets and not snmp.v3_user:
+        errors.append("%s [snmp] inform_targets: SNMPv3 informs need v3_user" % (path,))
+    interface = snmp.listen.interface
+    if snmp.community == "public" and not interface.startswith("127.") and interface != "localhost":
+        errors.append(
+            "%s [snmp] community: the well-known community public is only accepted on a "
+            "loopback address; choose a community or leave it empty to disable SNMPv2c"
+            % (path,)
+        )
+    return errors
 
 
 @attrs.frozen
@@ -321,6 +453,8 @@ class Config:
     appliance: ApplianceConfig
     sip: SIPConfig
     rtsp: RTSPConfig = RTSPConfig()
+    snmp: SNMPConfig = SNMPConfig()
+    dbus: DBusConfig = DBusConfig()
 
     def dataPath(self, *segments):
         """
@@ -362,6 +496,7 @@ SCHEMA = {
             "auth_lockout": _integer(0, 86400),
             "ring_timeout": _integer(1, 3600),
             "redirect_domains": _domainList,
+            "digest_algorithms": _digestAlgorithms,
         },
     ),
     "rtsp": (
@@ -376,6 +511,23 @@ SCHEMA = {
             "max_header_size": _integer(1024, 1048576),
             "max_headers": _integer(8, 1000),
             "max_body_size": _integer(1024, 16777216),
+            "operators": _words,
+        },
+    ),
+    "dbus": (DBusConfig, {"bus": _busAddress}),
+    "snmp": (
+        SNMPConfig,
+        {
+            "listen": _snmpListen,
+            "community": _string,
+            "v3_user": _string,
+            "v3_auth_key": _usmKey,
+            "v3_priv_key": _usmKey,
+            "trap_targets": _snmpTargets,
+            "inform_targets": _snmpTargets,
+            "check_interval": _number(0.1, 3600),
+            "auth_burst_threshold": _integer(1, 1000000),
+            "auth_burst_interval": _integer(1, 86400),
         },
     ),
 }
@@ -461,6 +613,7 @@ def _checkConsistency(config):
                 "%s [sip] redirect_domains: %s is not one of the domains"
                 % (config.path, domain)
             )
+    errors.extend(_snmpErrors(config))
     if bool(config.appliance.tls_cert) != bool(config.appliance.tls_key):
         errors.append(
             "%s [appliance] tls_cert: tls_cert and tls_key go together"

@@ -207,10 +207,25 @@ def _worker(args):
 
         d.addErrback(failed)
 
+    # The client's own stalls: a 10 ms heartbeat records how late it runs,
+    # so gaps caused by the load client itself can be told apart.
+    stall = {"max": 0.0, "at": None, "last": None}
+
+    def heartbeat():
+        now = time.monotonic()
+        if stall["last"] is not None and now - stall["last"] - 0.01 > stall["max"]:
+            stall["max"], stall["at"] = now - stall["last"] - 0.01, time.time()
+        stall["last"] = now
+        if pending[0]:
+            reactor.callLater(0.01, heartbeat)
+
     delay = max(0.0, startAt - time.time())
+    reactor.callLater(delay, heartbeat)
     for n in range(count):
         reactor.callLater(delay + ramp * n / max(1, count), start, n)
     reactor.run()
+    for result in results:
+        result["clientStall"] = stall["max"]
     return results
 
 
@@ -286,7 +301,7 @@ def main(argv=None):
 
         port = pickPorts(1)[0]
         path = _writeMessage(directory, options.duration)
-        rtpLow = 40000
+        rtpLow = 20000  # below the ephemeral ports the load clients bind
         process = _startAppliance(directory, port, rtpLow, rtpLow + 2 * options.sessions + 99,
                                   options.server_cpu)
         url, pid = "rtsp://127.0.0.1:%d%s" % (port, path), process.pid
@@ -338,6 +353,7 @@ def main(argv=None):
             gaps[-1], gaps[int(0.99 * (len(gaps) - 1))], gaps[len(gaps) // 2]))
         if os.environ.get("RTSP_LOAD_DEBUG"):
             print("  gaps (ms @ s):", sorted(((round(r["maxGap"] * 1000), round(r["maxGapAt"], 2)) for r in ok), reverse=True)[:15])
+        print("  client's own worst stall (ms): %.1f" % (1000 * max(r.get("clientStall", 0) for r in results),))
         print("  ended by RTCP BYE:    %d" % sum(1 for r in ok if r["bye"]))
     if cpu is not None:
         print("  server CPU (steady):  %.0f%% of one core" % (100 * cpu,))

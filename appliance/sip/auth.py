@@ -25,7 +25,7 @@ Decisions:
     at the first failure; the C{maxFailures}-th locks the source out for C{lockout} seconds (0 disables
     lockouts), during which it gets 403 without its credentials being looked at.  Counted: wrong
     password or unknown user (indistinguishable: same reason, same headers, a digest computed against a
-    dummy HA1), replays, malformed credentials, qop or algorithm not offered, uri mismatch.  Not
+    dummy HA1), replays, malformed credentials, qop or algorithm not offered.  Not
     counted: no credentials, credentials for another realm only (a downstream proxy's), stale nonces.
     A success forgets the source's failures.  Each failure after the first in a window is answered
     after a delay doubling from C{firstDelay} to C{maxDelay} (0, 0.125, 0.25 ... 2 s by default).
@@ -128,8 +128,7 @@ class AuthResult:
         challenges, SHA-256 first (empty for a success or a 403).
     @ivar reason: short log-safe text: C{"ok"}, C{"no credentials"}, C{"unknown user or wrong password"},
         C{"stale nonce"}, C{"invalid nonce"}, C{"replayed nonce count"}, C{"locked out"},
-        C{"malformed credentials"}, C{"qop required"}, C{"unsupported algorithm"}, C{"wrong realm"},
-        C{"uri mismatch"}.
+        C{"malformed credentials"}, C{"qop required"}, C{"unsupported algorithm"}, C{"wrong realm"}.
     """
 
     user: str | None
@@ -274,9 +273,13 @@ class DigestAuthenticator:
         try:
             uri = URI.parse(params["uri"])
         except ParseError:
-            return "uri mismatch"
-        if request.uri is None or not request.uri.equivalent(uri):
-            return "uri mismatch"
+            return "malformed credentials"
+        if not isinstance(uri, URI):
+            return "malformed credentials"
+        # The digest-uri need not be the Request-URI: a proxy on the way may
+        # have rewritten that (RFC 3261 section 22.4), and clients differ in
+        # which URI they put there (SIPp uses the address it sends to).
+        # The response hashes the uri sent, and nonce counts stop replays.
         return None
 
     def _checkNonce(self, nonce, realm, now):

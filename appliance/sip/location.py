@@ -274,6 +274,21 @@ class LocationService:
         self._count = 0
         self._queues = {}
         self._loop = None
+        self._observers = []
+
+    def addObserver(self, observer):
+        """
+        Call C{observer(aor)} after every change to the bindings of an
+        address of record has reached memory (a REGISTER, a removal, a
+        purge of expired bindings).
+        """
+        self._observers.append(observer)
+
+    def removeObserver(self, observer):
+        """
+        Stop calling an observer given to L{addObserver}.
+        """
+        self._observers.remove(observer)
 
     def load(self):
         rows = self._database.runInteraction(_load, self._clock.seconds())
@@ -434,6 +449,11 @@ class LocationService:
         else:
             self._bindings.pop(aor, None)
             self._ordered.pop(aor, None)
+        for observer in list(self._observers):
+            try:
+                observer(aor)
+            except Exception:
+                _log.failure("binding observer {observer} failed", observer=observer)
 
     def purgeExpired(self):
         now = self._clock.seconds()

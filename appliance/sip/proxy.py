@@ -141,16 +141,17 @@ class Proxy:
         @return: whether a Route value of ours was removed, that is whether
             the request was routed through us.
         """
+        removed = False
         if self.isOurs(request.uri):
             routes = request.headers.getAll("Route")
             if routes:
                 # A strict router put our Record-Route in the Request-URI.
+                removed = True
                 last = Address.parse(routes[-1])
                 request.uri = last.uri
                 request.headers.remove("Route")
                 for value in routes[:-1]:
                     request.headers.add("Route", value)
-        removed = False
         while True:
             value = request.headers.get("Route")
             if value is None or not self.isOurs(Address.parse(value).uri):
@@ -229,7 +230,7 @@ class Proxy:
         request = branch.request
         if branch.target.flow is not None and not branch.target.path:
             transportName, host, port = branch.target.flow
-            return self._send(branch, transportName, (host, port))
+            return self._send(branch, transportName.upper(), (host, port))
         hop = self.nextHop(request)
         d = self.resolve(hop)
 
@@ -244,7 +245,9 @@ class Proxy:
     def _send(self, branch, transportName, destination):
         if branch.done or branch.cancelWanted:
             return
-        transport = self.transports[transportName]
+        transport = self.transports.get(transportName)
+        if transport is None:
+            raise ParseError("no %s transport" % (transportName,), 503)
         request = branch.request
         if self.recordRoute and request.method in DIALOG_CREATING:
             self._addRecordRoute(request, branch.context, transport, destination)
@@ -318,6 +321,11 @@ class Proxy:
         Send the chosen final response, with the challenges of every 401 and
         407 merged into it (RFC 3261 section 16.7 step 7).
         """
+        if best.toAddress().tag is None:
+            # One we made ourselves (408, 480, 487, 503): a UAS's final
+            # response carries a To tag (RFC 3261 section 8.2.6.2).
+            best = best.copy()
+            best.headers.set("To", str(best.toAddress().withParams(tag=secrets.token_hex(6))))
         if best.code == 503:
             # Section 16.7 step 6: the caller must not take a downstream
             # 503 as this proxy being overloaded.

@@ -88,6 +88,7 @@ class ResponseContext:
         self.cancelled = False
         self.noAnswer = False
         self._ringTimer = None
+        self._forking = False
 
     @property
     def isInvite(self):
@@ -103,8 +104,15 @@ class ResponseContext:
     def _nextGroup(self):
         while self._groups and not self.answered:
             group = self._groups.pop(0)
-            started = [self._fork(target) for target in group]
+            # A branch that fails at once must not finish the context while
+            # the rest of its group is being forked.
+            self._forking = True
+            try:
+                started = [self._fork(target) for target in group]
+            finally:
+                self._forking = False
             if any(started):
+                self._checkDone()
                 return
         self._finish()
 
@@ -135,10 +143,15 @@ class ResponseContext:
 
     def _timerC(self, branch):
         branch.timerC = None
-        if branch.provisional:
+        if branch.provisional and not branch.cancelWanted:
             self.cancelBranch(branch)
-        else:
-            self.branchFinished(branch, makeResponse(self.request, 408))
+            return
+        # No final response: never rang, or its CANCEL went unanswered for
+        # 64*T1 (RFC 3261 section 16.8): give the branch up.
+        if branch.transaction is not None:
+            branch.transaction.terminate()
+        cancelled = branch.cancelWanted and (self.cancelled or self.noAnswer)
+        self.branchFinished(branch, makeResponse(self.request, 487 if cancelled else 408))
 
     def _ringTimeout(self):
         self._ringTimer = None
@@ -199,7 +212,7 @@ class ResponseContext:
             branch.timerC = None
 
     def _checkDone(self):
-        if all(branch.done for branch in self.branches):
+        if not self._forking and all(branch.done for branch in self.branches):
             self._nextGroup()
 
     def _finish(self):
@@ -208,6 +221,9 @@ class ResponseContext:
             self.proxy.contextDone(self)
             return
         best = bestResponse(self.finals) or makeResponse(self.request, 480)
+        if self.noAnswer and not self.cancelled and best.code == 487:
+            # We cancelled the ringing phones, not the caller: 480.
+            best = makeResponse(self.request, 480, "No Answer")
         if self._onFailure is not None and not self.cancelled:
             onFailure, self._onFailure = self._onFailure, None
             retarget = onFailure(self, best)
@@ -260,6 +276,13 @@ class ResponseContext:
     def _sendCancel(self, branch):
         if branch.transaction is not None:
             self.proxy.sendCancel(branch, makeCancel(branch.request))
+            # The 487 should follow; if nothing does within 64*T1 the
+            # branch is given up (timer C, shortened).
+            if branch.timerC is not None:
+                branch.timerC.cancel()
+            branch.timerC = self.proxy.clock.callLater(
+                self.proxy.transactions.timers.timerB, self._timerC, branch
+            )
 
     def stop(self):
         self._stopRinging()

@@ -254,7 +254,7 @@ class SIPService(service.Service):
         self.authenticator = DigestAuthenticator(
             users, reactor, secrets.token_bytes(32),
             nonceLifetime=config.nonce_lifetime, maxFailures=config.auth_max_failures,
-            lockout=config.auth_lockout,
+            lockout=config.auth_lockout, algorithms=config.digest_algorithms,
         )
         self.registrar = Registrar(
             self.location, domains, reactor,

@@ -248,6 +248,14 @@ class Transaction:
         self._terminate()
         self._layer._transactionUser.transactionTimedOut(self)
 
+    def terminate(self):
+        """
+        End this transaction now, silently: its timers stop and nothing more
+        reaches the transaction user (a proxy gives up on a branch whose
+        CANCEL went unanswered, RFC 3261 section 16.8).
+        """
+        self._terminate()
+
     def _terminate(self):
         if self.state is TransactionState.TERMINATED:
             return

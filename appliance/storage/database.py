@@ -14,9 +14,10 @@ once.
 import os
 import sqlite3
 
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from appliance import logs
@@ -96,20 +97,62 @@ def _transaction(connection, function, args, kwargs):
     return result
 
 
+def _batch(connection, work):
+    """
+    Run several interactions in one transaction, each inside its own
+    savepoint: one that raises is rolled back alone, the others commit
+    together (group commit: one disk sync for the lot).
+
+    @return: a list of C{(succeeded, result or Failure)}, in order.
+    """
+    cursor = connection.cursor()
+    outcomes = []
+    cursor.execute("BEGIN IMMEDIATE")
+    try:
+        for function, args, kwargs in work:
+            cursor.execute("SAVEPOINT interaction")
+            try:
+                result = function(cursor, *args, **kwargs)
+            except Exception:
+                cursor.execute("ROLLBACK TO interaction")
+                cursor.execute("RELEASE interaction")
+                outcomes.append((False, Failure()))
+            else:
+                cursor.execute("RELEASE interaction")
+                outcomes.append((True, result))
+        cursor.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            cursor.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
 class Database:
     """
     The database as the running appliance uses it: one connection owned by
     one worker thread, so that writes are serialised and the reactor thread
     never touches the file.
 
+    Interactions queue up while the thread is busy and then run as one
+    batch in one transaction (see L{_batch}), so that a burst of, say,
+    registrations costs one disk sync rather than one each, while each
+    interaction stays atomic and its result is only delivered once it is on
+    disk.
+
     @ivar path: the SQLite file.
     """
+
+    #: The most interactions committed together.
+    maxBatch = 256
 
     def __init__(self, reactor, path):
         self._reactor = reactor
         self.path = path
         self._connection = None
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="appliance-db")
+        self._queue = []
+        self._busy = False
 
     def open(self):
         """
@@ -130,15 +173,38 @@ class Database:
 
     def runInteraction(self, function, *args, **kwargs):
         """
-        Run C{function(cursor, *args, **kwargs)} in one transaction in the
-        database thread.
+        Run C{function(cursor, *args, **kwargs)} atomically in the database
+        thread, committed (possibly together with other interactions) before
+        the result is delivered.
 
         @return: a L{Deferred} firing with its result.
         """
-        return deferToThreadPool(
-            self._reactor, self._pool, _transaction, self._connection,
-            function, args, kwargs,
-        )
+        d = Deferred()
+        self._queue.append((function, args, kwargs, d))
+        if not self._busy:
+            self._runQueued()
+        return d
+
+    def _runQueued(self):
+        batch, self._queue = self._queue[:self.maxBatch], self._queue[self.maxBatch:]
+        self._busy = True
+        work = [(function, args, kwargs) for function, args, kwargs, d in batch]
+        done = deferToThreadPool(self._reactor, self._pool, _batch, self._connection, work)
+        done.addBoth(self._delivered, [d for function, args, kwargs, d in batch])
+
+    def _delivered(self, outcomes, waiting):
+        self._busy = False
+        if self._queue:
+            self._runQueued()
+        if isinstance(outcomes, Failure):
+            for d in waiting:
+                d.errback(outcomes)
+            return
+        for d, (succeeded, result) in zip(waiting, outcomes):
+            if succeeded:
+                d.callback(result)
+            else:
+                d.errback(result)
 
 
 class SynchronousDatabase:

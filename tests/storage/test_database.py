@@ -124,3 +124,51 @@ class ThreadedDatabaseTests(TestCase):
         d = database.runInteraction(lambda cursor: threading.current_thread())
         d.addCallback(self.assertNotEqual, threading.current_thread())
         return d
+
+
+class GroupCommitTests(TestCase):
+    """
+    Interactions queued together commit together, each still atomic.
+    """
+
+    def setUp(self):
+        self.database = Database(reactor, self.mktemp())
+        self.database.open()
+        self.addCleanup(self.database.close)
+
+    def test_batchKeepsEachInteractionAtomic(self):
+        """
+        Of several interactions queued at once, the one that raises leaves
+        nothing behind and fails alone; the others are committed and get
+        their results.
+        """
+        import threading
+
+        from twisted.internet.defer import gatherResults
+
+        def insert(cursor, name, fail=False):
+            cursor.execute(
+                "INSERT INTO users (username, domain, realm, ha1_md5, ha1b_md5, "
+                "ha1_sha256, ha1b_sha256, created) VALUES (?, 'd', 'd', '', '', '', '', 0)",
+                (name,),
+            )
+            if fail:
+                raise ValueError(name)
+            return name, threading.current_thread()
+
+        results = [self.database.runInteraction(insert, "u%d" % i, fail=(i == 3)) for i in range(8)]
+        failed = results.pop(3)
+        self.assertFailure(failed, ValueError)
+
+        def check(values):
+            self.assertEqual([name for name, thread in values],
+                             ["u0", "u1", "u2", "u4", "u5", "u6", "u7"])
+            return self.database.runInteraction(
+                lambda cursor: [row[0] for row in cursor.execute(
+                    "SELECT username FROM users ORDER BY username")]
+            )
+
+        d = gatherResults(results + [failed])
+        d.addCallback(lambda values: check(values[:-1]))
+        d.addCallback(self.assertEqual, ["u0", "u1", "u2", "u4", "u5", "u6", "u7"])
+        return d
