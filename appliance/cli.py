@@ -10,6 +10,7 @@ appliancectl: the appliance's administration command.
     appliancectl --config FILE rule set alice@example.test busy sip:alice-vm@example.test
     appliancectl --config FILE rule set bob@example.test redirect
     appliancectl --config FILE rule del|list ...
+    appliancectl --config FILE status [--bus ADDRESS]
 
 It works on the same database file as the running appliance (SQLite in WAL
 mode allows both at once). A password not given with --password is read from
@@ -204,6 +205,16 @@ def buildParser():
     list_ = commands.add_parser("list", help="list rules, tab-separated")
     list_.add_argument("user", nargs="?", help="only this user")
     list_.set_defaults(run=ruleList, store="rules")
+
+    status = areas.add_parser(
+        "status",
+        help="each service's state, over D-Bus; exit 1 if one is down, 3 if the "
+        "appliance cannot be reached",
+    )
+    status.add_argument("--bus", help="overrides [dbus] bus: system, session or an address")
+    status.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for the bus (default 5)"
+    )
     return parser
 
 
@@ -220,6 +231,10 @@ def main(argv=None, stdin=None, stdout=None, stderr=None):
         overrides[("appliance", "data_dir")] = options.data_dir
     try:
         config = load(options.config, overrides)
+        if options.area == "status":
+            from appliance.dbus.status import status
+
+            return status(config, stdout, stderr, bus=options.bus, timeout=options.timeout)
         database = SynchronousDatabase(config.dataPath("appliance.sqlite"))
         database.open()
     except ConfigError as e:

@@ -113,6 +113,26 @@ class ApplianceService(service.MultiService):
                 config.rtsp, reactor, self.stats["rtsp"], config.dataPath("media"),
                 self.users, config.sip.domains, self._realmFor,
             ).setServiceParent(self)
+        if "dbus" in config.appliance.services:
+            # After the services it reports on: it starts once they run.
+            from appliance.dbus.service import DBusService
+
+            self.stats["dbus"] = Statistics("dbus")
+            sip = self.namedServices.get("sip")
+            DBusService(
+                config, reactor, services=lambda: list(self),
+                location=sip.location if sip is not None else None,
+                statistics=self.stats, stats=self.stats["dbus"],
+            ).setServiceParent(self)
+        if "snmp" in config.appliance.services:
+            # After the others: it reports their start and their stop.
+            from appliance.snmp.agent import SNMPAgent
+            from appliance.snmp.mib import ApplianceState
+
+            SNMPAgent(
+                config.snmp, reactor,
+                ApplianceState(self.stats, self, config.appliance.services, __version__, reactor),
+            ).setServiceParent(self)
 
     def _realmFor(self, domain):
         return self.config.sip.realm or domain

@@ -14,6 +14,7 @@ process started here is stopped by PID, and every step is bounded in time.
 """
 
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -31,15 +32,22 @@ LOOPBACK = "127.0.0.1"
 PASSWORD = "bench-secret"
 
 
-def fourDigitPorts(count):
+_handedOut = set()
+_mediaBlocks = itertools.count()
+
+
+def fourDigitPorts(count, start=7000):
     """
     Ports free for UDP and TCP on loopback, below 10000 (SIPp and sipsak
-    mangle longer ones in places).
+    mangle longer ones in places), never the same one twice in a run.
+    SIPp's own default media ports start at 6000: stay clear of them.
     """
     ports = []
-    for candidate in range(6000, 9900):
+    for candidate in range(start, 9900):
         if len(ports) == count:
             break
+        if candidate in _handedOut:
+            continue
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 udp.bind((LOOPBACK, candidate))
@@ -48,6 +56,7 @@ def fourDigitPorts(count):
         except OSError:
             continue
         ports.append(candidate)
+        _handedOut.add(candidate)
     return ports
 
 
@@ -142,6 +151,8 @@ class SIPp:
         self.port = port
         self.argv = [
             "sipp", "-sf", os.path.join(SCENARIOS, scenario), "-i", LOOPBACK, "-p", str(port),
+            # SIPp binds RTP and RTCP (audio, video) from -mp up: a block each.
+            "-mp", str(20000 + 8 * next(_mediaBlocks)),
             "-nostdin", "-trace_err", "-error_file", os.path.join(directory, "errors-%d.log" % port),
         ] + list(extra) + ([target] if target else [])
         self.directory = directory
@@ -240,7 +251,7 @@ def main(argv=None):
                         "-inf", os.path.join(directory, "%s.inf" % users[i]),
                         "-au", users[i], "-ap", PASSWORD,
                         "-r", "%g" % share, "-m", str(int(share * options.duration)),
-                        "-l", "100000",
+                        "-l", "5000",
                     ])
                     for i in range(options.users)
                 ]
@@ -272,7 +283,7 @@ def main(argv=None):
                 def make(rate):
                     return [SIPp(directory, "uac_call.xml", target, callerPort, [
                         "-s", "callee", "-r", str(rate), "-m", str(rate * options.duration),
-                        "-l", "100000", "-recv_timeout", "10000",
+                        "-l", "5000", "-recv_timeout", "10000",
                     ])]
                 return make
 

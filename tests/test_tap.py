@@ -61,7 +61,7 @@ class OptionsTests(SynchronousTestCase):
 
 def _config(dataDir, listen):
     return config_from_string(
-        "[appliance]\ndata_dir = %s\n[sip]\nlisten = %s\n" % (dataDir, listen)
+        "[appliance]\ndata_dir = %s\nservices = sip\n[sip]\nlisten = %s\n" % (dataDir, listen)
     )
 
 
@@ -113,7 +113,7 @@ class StartupTests(TestCase):
         message naming it.
         """
         config = config_from_string(
-            "[appliance]\ndata_dir = %s\ntls_cert = /nonexistent/c.pem\n"
+            "[appliance]\ndata_dir = %s\nservices = sip\ntls_cert = /nonexistent/c.pem\n"
             "tls_key = /nonexistent/k.pem\n[sip]\nlisten = tls:0:interface=127.0.0.1\n"
             % (self.mktemp(),)
         )

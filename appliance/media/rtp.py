@@ -207,7 +207,7 @@ class Pacer:
         if due > self._tick + 1:
             self.lateTicks += due - self._tick - 1
             late = now - (self._epoch + self._tick * self.interval)
-            if late > 0.03:
+            if late > 0.06:
                 _log.warn("RTP pacing ran {late:.0f} ms late ({streams} streams)",
                           late=late * 1000, streams=len(self._streams))
         self._tick = max(self._tick + 1, due)

@@ -306,7 +306,8 @@ class RTSPServer(Factory):
     def _authorize(self, connection, request, media):
         """
         RFC 2326 section 12.5: a user reads and writes only their own
-        mailbox paths.
+        mailbox paths; an operator (C{[rtsp] operators}) also reads, but
+        does not change, everyone else's.
 
         @return: a L{Deferred} firing with the user name (C{None} without
             authentication).
@@ -322,7 +323,9 @@ class RTSPServer(Factory):
                 raise RTSPError(401, "authentication required", [
                     ("WWW-Authenticate", self._auth.challenge(realm, stale))
                 ])
-            if username != owner:
+            if username != owner and not (
+                username in self.config.operators and _readsOnly(request)
+            ):
                 self.stats.increment("auth.forbidden")
                 raise RTSPError(403, "not your mailbox")
             return username
@@ -532,3 +535,18 @@ class RTSPServer(Factory):
             "streams.recording": sum(1 for s in self.sessions.values() if s.state == RECORDING),
             "connections.active": len(self.connections),
         }
+
+
+def _readsOnly(request):
+    """
+    Whether a request can only read a message (what an operator may do
+    in other users' mailboxes): not ANNOUNCE, RECORD, DELETE, nor a SETUP
+    for recording, whose TEARDOWN would delete.
+    """
+    if request.method == "SETUP":
+        try:
+            specs = message.parseTransport(request.headers.get("Transport", ""))
+        except ParseError:
+            return False
+        return all(spec.mode == "play" for spec in specs)
+    return request.method in ("DESCRIBE", "PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER", "SET_PARAMETER")

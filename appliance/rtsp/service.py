@@ -3,6 +3,8 @@ The RTSP service: binds the configured TCP address and serves the media
 store with L{RTSPServer}; one L{Pacer} paces every outgoing stream.
 """
 
+import gc
+
 from twisted.application import service
 from twisted.internet import error as netError
 from twisted.internet.defer import maybeDeferred
@@ -67,6 +69,14 @@ class RTSPService(service.Service):
             raise ListenError("[rtsp] listen: cannot listen on %s: %s" % (address, reason))
         host = self.port.getHost()
         _log.info("RTSP listening on TCP {host}:{port}", host=host.host, port=host.port)
+
+    def startService(self):
+        service.Service.startService(self)
+        # Full garbage collections stall the reactor, and with it the RTP
+        # pacing, for tens of milliseconds when they walk the whole
+        # start-up heap (modules, classes, the other services). Freezing
+        # it leaves them only the objects made since: sessions, requests.
+        gc.freeze()
 
     def stopService(self):
         service.Service.stopService(self)

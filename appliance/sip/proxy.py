@@ -142,7 +142,10 @@ class Proxy:
             the request was routed through us.
         """
         removed = False
-        if self.isOurs(request.uri):
+        # Only a Request-URI naming our address (a Record-Route value we
+        # inserted) comes from a strict router; sip:example.test is a
+        # request for one of our domains.
+        if self.isOurs(request.uri) and isAddress(request.uri.host):
             routes = request.headers.getAll("Route")
             if routes:
                 # A strict router put our Record-Route in the Request-URI.

@@ -25,6 +25,22 @@ SIGNAL = testSignal(4)
 DURATION = 4.0
 
 
+def _gstreamerShutdownRace(output):
+    """
+    Whether gst-launch failed only because of a race inside rtspsrc at the
+    end of the stream (GStreamer 1.22): the application thread's CLOSE
+    command flushes the connection ("connection flush busy PAUSE" in
+    GST_DEBUG=rtspsrc:5) while rtspsrc's own thread is sending the PAUSE
+    of the EOS, which then fails within microseconds, before any byte
+    reaches the server, with "Received end-of-file". The audio is checked
+    separately.
+    """
+    errors = [line for line in output.splitlines() if line.startswith("ERROR")]
+    return bool(errors) and "gst_rtspsrc_pause" in output and all(
+        "Could not write to resource" in line for line in errors
+    ) and output.count("gst_rtspsrc_try_send") <= 1
+
+
 class ClientTestCase(ApplianceTestCase):
     """
     Tests against the module's shared appliance.
@@ -53,6 +69,8 @@ class ClientTestCase(ApplianceTestCase):
         started = time.monotonic()
         status, output = runProgram(argv, timeout=timeout)
         elapsed = time.monotonic() - started
+        if status == 1 and argv[0] == "gst-launch-1.0" and _gstreamerShutdownRace(output):
+            status = 0
         self.assertEqual(status, 0, "%s failed:\n%s" % (argv[0], output[-3000:]))
         return elapsed
 

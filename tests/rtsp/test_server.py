@@ -72,6 +72,7 @@ class ServerTestCase(SynchronousTestCase):
     """
 
     auth = True
+    config = RTSPConfig(max_sessions_per_client=3)
 
     def setUp(self):
         self.clock = FakeReactor()
@@ -83,7 +84,7 @@ class ServerTestCase(SynchronousTestCase):
         audiofile.writeFile(media.filename, MESSAGE)
         self.pacer = rtp.Pacer(self.clock)
         self.server = RTSPServer(
-            RTSPConfig(max_sessions_per_client=3), self.clock, self.store, self.stats, self.pacer,
+            self.config, self.clock, self.store, self.stats, self.pacer,
             PortAllocator(self.clock, 30000, 30009, "127.0.0.1"),
             authenticator=DigestAuthenticator(FakeUsers(), self.clock) if self.auth else None,
             domains=("example.test",),
@@ -418,3 +419,34 @@ class NoAuthTests(ServerTestCase):
         self.user = None
         self.assertEqual(self.request("DESCRIBE").code, 200)
 
+
+class OperatorTests(ServerTestCase):
+    """
+    Operators play everyone's messages but change only their own.
+    """
+
+    config = RTSPConfig(operators=("alice",))
+
+    def test_operatorPlays(self):
+        """
+        An operator describes, sets up for playing and plays another user's
+        message.
+        """
+        self.user = ("alice", "wonder")
+        self.assertEqual(self.request("DESCRIBE").code, 200)
+        _, session = self.setup()
+        self.assertEqual(self.request("PLAY", headers=[("Session", session)]).code, 200)
+        self.assertEqual(self.request("TEARDOWN", headers=[("Session", session)]).code, 200)
+        self.assertTrue(self.store.exists(self.store.resolve("/bob/inbox/1.au")))
+
+    def test_operatorCannotChange(self):
+        """
+        An operator cannot delete, announce or set up for recording in
+        another user's mailbox (403).
+        """
+        self.user = ("alice", "wonder")
+        self.assertEqual(self.request("DELETE").code, 403)
+        self.assertEqual(self.request("ANNOUNCE", body=b"v=0\r\nm=audio 0 RTP/AVP 0\r\n").code, 403)
+        self.assertEqual(self.request("SETUP", headers=[
+            ("Transport", "RTP/AVP/TCP;interleaved=0-1;mode=record")]).code, 403)
+        self.assertTrue(self.store.exists(self.store.resolve("/bob/inbox/1.au")))

@@ -26,13 +26,13 @@ class ConfigTests(SynchronousTestCase):
         """
         Without an [rtsp] section the server listens on tcp:8554 with RTP
         ports 30000-30999, digest authentication and a 60 s timeout, and
-        the rtsp service runs by default.
+        the rtsp service runs by default, right after sip.
         """
         config = config_from_string("")
         self.assertEqual(config.rtsp, RTSPConfig())
         self.assertEqual((config.rtsp.listen.kind, config.rtsp.listen.port), ("tcp", 8554))
         self.assertEqual(config.rtsp.rtp_ports, (30000, 30999))
-        self.assertEqual(config.appliance.services, ("sip", "rtsp"))
+        self.assertEqual(config.appliance.services[:2], ("sip", "rtsp"))
 
     def test_values(self):
         """
