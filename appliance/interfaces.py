@@ -227,6 +227,17 @@ class ILocationService(Interface):
         since the last purge).
         """
 
+    def addObserver(observer):
+        """
+        Call C{observer(aor)} after every change to the bindings of an
+        address of record (registration, removal, expiry).
+        """
+
+    def removeObserver(observer):
+        """
+        Stop calling C{observer}.
+        """
+
     def aors():
         """
         Return the addresses of record with at least one unexpired binding.

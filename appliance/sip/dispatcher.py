@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 from appliance import logs
 from appliance.interfaces import ITransactionUser
+from appliance.sip.auth import parseCredentials
 from appliance.sip.message import URI, ParseError, makeResponse
 from appliance.sip.proxy import Target
 
@@ -258,6 +259,7 @@ class Dispatcher:
         if result.user != "%s@%s" % (caller.user, caller.host):
             self.respond(serverTransaction, request, 403, "From does not match the credentials")
             return
+        _dropCredentials(request, self._realmFor(caller.host))
         return self._route(request, serverTransaction, True, routed)
 
     def _route(self, request, serverTransaction, callerIsOurs, routed):
@@ -306,6 +308,24 @@ class Dispatcher:
         _log.failure("handling {method}", failure, method=request.method)
         if not _answered(serverTransaction):
             self.respond(serverTransaction, request, 500)
+
+
+def _dropCredentials(request, realm):
+    """
+    Remove the Proxy-Authorization values for our own realm once they have
+    served: nobody downstream needs them (RFC 3261 section 22.3 lets a
+    proxy consume its own credentials; those of other realms stay).
+    """
+    values = request.headers.getAll("Proxy-Authorization")
+    keep = []
+    for value in values:
+        parsed = parseCredentials(value)
+        if parsed is None or parsed[1].get("realm") != realm:
+            keep.append(value)
+    if len(keep) != len(values):
+        request.headers.remove("Proxy-Authorization")
+        for value in keep:
+            request.headers.add("Proxy-Authorization", value)
 
 
 def _answered(serverTransaction):

@@ -286,6 +286,22 @@ class ProxyCheckTests(SynchronousTestCase):
         self.assertEqual(h.codes(), [200])
         h.finish()
 
+    def test_ownCredentialsConsumed(self):
+        """
+        The Proxy-Authorization for our realm is removed once it has served;
+        one for another realm is passed on (RFC 3261 section 22.3).
+        """
+        authenticate = StubAuthenticator(AuthResult("alice@example.test", None))
+        h = Harness(self, authenticate=authenticate)
+        ours = 'Digest username="alice", realm="example.test", nonce="n", uri="sip:x", response="r"'
+        theirs = 'Digest username="alice", realm="other.test", nonce="m", uri="sip:x", response="s"'
+        h.receive(request(uri="sip:carl@other.test", headers=[
+            ("Proxy-Authorization", ours), ("Proxy-Authorization", theirs)]))
+        [(invite, destination)] = h.requestsSent("INVITE")
+        self.assertEqual(invite.headers.getAll("Proxy-Authorization"), [theirs])
+        h.answer(invite, 200)
+        h.finish()
+
     def test_challenge(self):
         """
         A user of ours without credentials gets the authenticator's 407 and
