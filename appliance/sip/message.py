@@ -184,9 +184,10 @@ class Headers:
     None (TypeError); other non-strings (ints) are converted with str().
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_parsed")
 
     def __init__(self, items=()):
+        self._parsed = None
         self._entries = []
         for name, value in items:
             key, canonical = _canonical(name)
@@ -197,7 +198,21 @@ class Headers:
     def _fromEntries(cls, entries):
         headers = cls.__new__(cls)
         headers._entries = entries
+        headers._parsed = None
         return headers
+
+    def _memo(self, key, parse):
+        """
+        The result of C{parse()}, kept until the headers change: messages parse their Via, CSeq, From
+        and To once however often the layers above ask.
+        """
+        parsed = self._parsed
+        if parsed is None:
+            parsed = self._parsed = {}
+        elif key in parsed:
+            return parsed[key]
+        value = parsed[key] = parse()
+        return value
 
     def get(self, name, default=None):
         """
@@ -220,6 +235,7 @@ class Headers:
         """
         Add value(s) after the existing values of that name (at the end if there are none).
         """
+        self._parsed = None
         key, canonical = _canonical(name)
         new = [(key, canonical, part) for part in _splitValue(key, _checkValue(value))]
         entries = self._entries
@@ -234,6 +250,7 @@ class Headers:
         Add value(s) before the existing values of that name (at the top if there are none); used for Via
         (RFC 3261 section 16.6 step 8) and Record-Route (step 4).
         """
+        self._parsed = None
         key, canonical = _canonical(name)
         new = [(key, canonical, part) for part in _splitValue(key, _checkValue(value))]
         entries = self._entries
@@ -248,6 +265,7 @@ class Headers:
         Replace all values of that name by C{value} (split if a list header), at the position of the first
         existing value, or at the end.
         """
+        self._parsed = None
         key, canonical = _canonical(name)
         new = [(key, canonical, part) for part in _splitValue(key, _checkValue(value))]
         entries = self._entries
@@ -262,6 +280,7 @@ class Headers:
         """
         Remove all values of that name; no error if absent.
         """
+        self._parsed = None
         key = _headerKey(name)
         self._entries = [entry for entry in self._entries if entry[0] != key]
 
@@ -270,6 +289,7 @@ class Headers:
         Remove and return the first value of that name (a proxy pops its Via from responses and its
         Route from requests, RFC 3261 sections 16.4 and 16.7); C{None} if absent.
         """
+        self._parsed = None
         key = _headerKey(name)
         for index, entry in enumerate(self._entries):
             if entry[0] == key:
@@ -282,6 +302,7 @@ class Headers:
         Replace the first value of that name in place (a transport stamps the top Via, RFC 3261
         section 18.2.1); added at the top if absent.
         """
+        self._parsed = None
         key, canonical = _canonical(name)
         value = _checkValue(value)
         for index, entry in enumerate(self._entries):
@@ -480,7 +501,8 @@ class _Message:
 
         @raise ParseError: a Via value is malformed.
         """
-        return [Via.parse(value) for value in self.headers.getAll("Via")]
+        return list(self.headers._memo(
+            "vias", lambda: [Via.parse(value) for value in self.headers.getAll("Via")]))
 
     @property
     def topVia(self):
@@ -504,6 +526,9 @@ class _Message:
         @raise ParseError: CSeq absent or malformed, or the number not below 2**32 (RFC 3261 section
             8.1.1.5).
         """
+        return self.headers._memo("cseq", self._parseCSeq)
+
+    def _parseCSeq(self):
         value = self.headers.get("CSeq")
         if value is None:
             raise ParseError("missing CSeq header")
@@ -516,6 +541,9 @@ class _Message:
         return number, match.group(2)
 
     def _address(self, name):
+        return self.headers._memo(name, lambda: self._parseAddress(name))
+
+    def _parseAddress(self, name):
         value = self.headers.get(name)
         if value is None:
             raise ParseError("missing %s header" % (name,))

@@ -13,7 +13,6 @@ forwarding rules, redirection) is decided by L{appliance.sip.routing}.
 """
 
 import hashlib
-import ipaddress
 import secrets
 
 import attrs
@@ -23,6 +22,7 @@ from appliance import logs
 from appliance.sip.message import URI, Address, ParseError, Via, makeResponse
 from appliance.sip.responsecontext import TIMER_C, Branch, ResponseContext, bestResponse
 from appliance.sip.transaction import MAGIC_COOKIE
+from appliance.sip.transport import ipAddress
 
 __all__ = [
     "DIALOG_CREATING", "TIMER_C", "Branch", "Proxy", "ResponseContext", "Target",
@@ -74,11 +74,7 @@ def isAddress(host):
     """
     Whether C{host} is an IP address (IPv6 with or without brackets).
     """
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    return ipAddress(host) is not None
 
 
 class Proxy:

@@ -202,7 +202,13 @@ class Registrar:
                 self._stats.increment("registrar.challenged")
             else:
                 self._stats.increment("registrar.rejected")
-        if answer.code >= 300:
+        if answer.code in (401, 407):
+            # The first half of every registration: not news.
+            _log.debug(
+                "REGISTER {to} from {peer}: challenged",
+                to=request.headers.get("To"), peer=source,
+            )
+        elif answer.code >= 300:
             _log.info(
                 "REGISTER {to} from {peer}: {status} {reason}",
                 to=request.headers.get("To"), peer=source,

@@ -39,6 +39,7 @@ from appliance.sip.registrar import Registrar
 from appliance.sip.routing import CallRules, Router
 from appliance.sip.transaction import TimerSettings, TransactionLayer
 from appliance.sip.transport import (
+    ipAddress,
     StreamTransport,
     UDPTransport,
     replaceTopVia,
@@ -176,9 +177,8 @@ class LocalAddresses:
         host = host.strip("[]").lower()
         if host in self._names:
             return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
+        address = ipAddress(host)
+        if address is None:
             return False
         if address in self._addresses:
             return True

@@ -9,6 +9,7 @@ responses as section 18.2.2 says. Everything above (validation, stateless
 error answers, transactions) is the controller's business.
 """
 
+import functools
 import ipaddress
 import socket
 
@@ -39,6 +40,20 @@ _log = Logger(observer=logs.observer)
 DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
 
 
+@functools.lru_cache(maxsize=4096)
+def ipAddress(text):
+    """
+    C{text} as an L{ipaddress} address (brackets allowed), or C{None} when
+    it is a host name; cached, as the same few addresses come again and
+    again.
+    """
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
 def normalizeHost(host):
     """
     Return C{host} with an IPv4-mapped IPv6 address (C{::ffff:192.0.2.1},
@@ -67,12 +82,8 @@ def formatHost(host):
 
 
 def _sameAddress(viaHost, sourceHost):
-    try:
-        return ipaddress.ip_address(viaHost.strip("[]")) == ipaddress.ip_address(
-            sourceHost
-        )
-    except ValueError:
-        return False
+    via, source = ipAddress(viaHost), ipAddress(sourceHost)
+    return via is not None and via == source
 
 
 def stampReceived(via, source):
