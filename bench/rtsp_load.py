@@ -15,7 +15,8 @@ Reported: packet loss (packets expected from the message length minus
 packets received), RFC 3550 interarrival jitter (mean and worst of the
 sessions), the largest gap between two packets of one session, session
 set-up failures, and the server's CPU use during the steady state.
-Uses the standard library and Twisted only.
+Uses the standard library and Twisted only. RTSP_LOAD_DEBUG=1 in the
+environment also lists the worst gaps with the session time they occurred at.
 """
 
 import argparse
@@ -45,9 +46,6 @@ def _worker(args):
         others = set(os.sched_getaffinity(0)) - {avoidCpu}
         if others:
             os.sched_setaffinity(0, others)
-    if os.environ.get("RTSP_LOAD_NOGC"):
-        import gc
-        gc.disable()
     from twisted.internet import reactor
     from twisted.internet.protocol import DatagramProtocol, Protocol
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -175,20 +173,22 @@ def _worker(args):
                 return
             self.done = True
             self.stats.error = error
-            if self.timer.active():
-                self.timer.cancel()
+            timer = getattr(self, "timer", None)
+            if timer is not None and timer.active():
+                timer.cancel()
             if self.session:
                 self.send("TEARDOWN", url + "/", [("Session", self.session)])
             for p in self.ports:
                 p.stopListening()
-            self.transport.loseConnection()
+            if self.transport is not None:
+                self.transport.loseConnection()
             s = self.stats
             results.append({
                 "received": len(s.seqs), "maxGap": s.maxGap, "maxGapAt": s.maxGapAt, "jitter": s.jitter / 8.0,
                 "bye": s.bye, "error": error,
             })
             pending[0] -= 1
-            if pending[0] == 0:
+            if pending[0] == 0 and reactor.running:
                 reactor.callLater(0.2, reactor.stop)
 
         def connectionLost(self, reason):
@@ -196,13 +196,17 @@ def _worker(args):
                 self.finish("connection lost")
 
     def start(n):
-        d = connectProtocol(TCP4ClientEndpoint(reactor, host, port, timeout=10), Client())
+        client = Client()
+        client.step = "CONNECT"
+        clients.append(client)
+        d = connectProtocol(TCP4ClientEndpoint(reactor, host, port, timeout=10), client)
 
         def failed(f):
+            client.done = True
             results.append({"received": 0, "maxGap": 0, "jitter": 0, "bye": False,
                             "error": "connect: %s" % f.getErrorMessage()})
             pending[0] -= 1
-            if pending[0] == 0:
+            if pending[0] == 0 and reactor.running:
                 reactor.stop()
 
         d.addErrback(failed)
@@ -221,6 +225,17 @@ def _worker(args):
 
     delay = max(0.0, startAt - time.time())
     reactor.callLater(delay, heartbeat)
+    clients = []
+
+    def deadline():
+        # A hard stop, whatever state the sessions are in.
+        for client in clients:
+            if not client.done:
+                client.finish("still %s at the deadline" % (client.step,))
+        if reactor.running:
+            reactor.stop()
+
+    reactor.callLater(delay + ramp + timeout + 5, deadline)
     for n in range(count):
         reactor.callLater(delay + ramp * n / max(1, count), start, n)
     reactor.run()
@@ -279,7 +294,12 @@ def _writeMessage(directory, seconds):
     return "/bench/inbox/load.au"
 
 
+def _terminated(signum, frame):
+    raise SystemExit("terminated")
+
+
 def main(argv=None):
+    signal.signal(signal.SIGTERM, _terminated)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
@@ -293,7 +313,7 @@ def main(argv=None):
 
     process = None
     directory = tempfile.mkdtemp(prefix="rtsp-load-")
-    print("server directory:", directory)
+    print("server directory (config, log):", directory)
     if options.url:
         url, pid = options.url.rstrip("/"), options.server_pid
     else:

@@ -293,6 +293,13 @@ class RTPSender:
             self._lastReport = None
         return first
 
+    def whenFinished(self, finished):
+        """
+        Call C{finished} (instead of the callable given before) once the
+        end of the message and the BYE have gone out.
+        """
+        self._finished = finished
+
     def pause(self):
         """
         Stop sending; L{play} resumes where it stopped.

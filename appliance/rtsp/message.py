@@ -248,6 +248,7 @@ class StreamParser:
         self.maxHeaders = maxHeaders
         self.maxBody = maxBody
         self._buffer = bytearray()
+        self._pos = 0
         self._pending = None
 
     def feed(self, data):
@@ -257,48 +258,64 @@ class StreamParser:
         @raise ParseError: on malformed input; the parser is then unusable.
         """
         self._buffer += data
+        self._pos = 0
         items = []
-        while True:
-            item = self._next()
-            if item is None:
-                return items
-            items.append(item)
+        try:
+            while True:
+                item = self._next()
+                if item is None:
+                    return items
+                items.append(item)
+        finally:
+            # One compaction per feed: deleting after every frame would
+            # move the rest of the buffer each time.
+            del self._buffer[: self._pos]
+            self._pos = 0
 
     def _next(self):
-        buffer = self._buffer
+        buffer, pos = self._buffer, self._pos
+        available = len(buffer) - pos
         if self._pending is not None:
             message, length = self._pending
-            if len(buffer) < length:
+            if available < length:
                 return None
-            message.body = bytes(buffer[:length])
-            del buffer[:length]
+            message.body = bytes(buffer[pos : pos + length])
+            self._pos = pos + length
             self._pending = None
             return message
         # Empty lines between messages are allowed (RFC 2326 section 4).
-        while buffer[:2] == b"\r\n" or buffer[:1] == b"\n":
-            del buffer[: 2 if buffer[:1] == b"\r" else 1]
-        if not buffer:
+        while True:
+            if buffer[pos : pos + 2] == b"\r\n":
+                pos += 2
+            elif buffer[pos : pos + 1] == b"\n":
+                pos += 1
+            else:
+                break
+        self._pos = pos
+        available = len(buffer) - pos
+        if not available:
             return None
-        if buffer[0] == 0x24:
-            if len(buffer) < 4:
+        if buffer[pos] == 0x24:
+            if available < 4:
                 return None
-            length = int.from_bytes(buffer[2:4], "big")
-            if len(buffer) < 4 + length:
+            length = (buffer[pos + 2] << 8) | buffer[pos + 3]
+            if available < 4 + length:
                 return None
-            item = InterleavedFrame(buffer[1], bytes(buffer[4 : 4 + length]))
-            del buffer[: 4 + length]
+            item = InterleavedFrame(buffer[pos + 1], bytes(buffer[pos + 4 : pos + 4 + length]))
+            self._pos = pos + 4 + length
             return item
-        end = buffer.find(b"\r\n\r\n")
+        limit = pos + self.maxHeaderSize + 4
+        end = buffer.find(b"\r\n\r\n", pos, limit)
         separator = 4
         if end == -1:
-            end = buffer.find(b"\n\n")
+            end = buffer.find(b"\n\n", pos, limit)
             separator = 2
-        if end == -1 or end > self.maxHeaderSize:
-            if end > self.maxHeaderSize or len(buffer) > self.maxHeaderSize:
-                raise ParseError("header block too large", cseq=_peekCSeq(buffer))
+        if end == -1 or end - pos > self.maxHeaderSize:
+            if end - pos > self.maxHeaderSize or available > self.maxHeaderSize:
+                raise ParseError("header block too large", cseq=_peekCSeq(buffer[pos:limit]))
             return None
-        head = bytes(buffer[:end])
-        del buffer[: end + separator]
+        head = bytes(buffer[pos:end])
+        self._pos = end + separator
         if head.count(b"\n") > self.maxHeaders:
             raise ParseError("too many header fields", cseq=_peekCSeq(head))
         message = parseHead(head, _peekCSeq(head))
@@ -536,7 +553,7 @@ def parseAudioDescription(body):
     raise ParseError("no G.711 audio stream in the description", 415)
 
 
-def describeAudio(url, duration, encoding="PCMU", origin="127.0.0.1", sessionId=0):
+def describeAudio(duration, encoding="PCMU", origin="127.0.0.1", sessionId=0):
     """
     The SDP of one stored message (RFC 2326 appendix C): one audio stream
     with its control URL and its npt range.

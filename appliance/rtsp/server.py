@@ -14,6 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 from twisted.internet.defer import maybeDeferred, succeed
+from twisted.internet import tcp
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
@@ -64,12 +65,16 @@ class RTSPConnection(Protocol):
         self._channels = set()
         self.sessions = set()
         self.closed = False
+        self._direct = False
 
     @property
     def peer(self):
         return self.transport.getPeer().host
 
     def connectionMade(self):
+        # Interleaved packets may go straight to a plain TCP socket (see
+        # writeFrame); anything else (TLS, test transports) takes write().
+        self._direct = isinstance(self.transport, tcp.Server)
         self._server.connectionMade(self)
 
     def dataReceived(self, data):
@@ -100,8 +105,30 @@ class RTSPConnection(Protocol):
             self.transport.write(answer.toBytes())
 
     def writeFrame(self, channel, data):
-        if not self.closed:
-            self.transport.write(message.frame(channel, data))
+        """
+        Send one interleaved packet (RFC 2326 section 10.12).
+
+        This is the per-packet path of TCP sessions: when nothing is queued
+        in the transport, the frame goes to the socket directly, which
+        spares the event loop a writer registration and removal (two epoll
+        calls) per packet; whatever the socket does not take, and every
+        frame behind queued data, goes through C{transport.write} in order.
+        """
+        if self.closed:
+            return
+        frame = message.frame(channel, data)
+        transport = self.transport
+        if self._direct and not transport.dataBuffer and not transport._tempDataBuffer:
+            try:
+                sent = transport.socket.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return  # the connection is gone; connectionLost follows
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
+        transport.write(frame)
 
     def abort(self, answer=None):
         """
@@ -219,7 +246,8 @@ class RTSPServer(Factory):
         _log.debug("RTSP {method} {uri} from {peer}: {status}", method=request.method,
                    uri=request.uri, peer=connection.peer, status=answer.code)
         self.stats.increment("responses.out.%dxx" % (answer.code // 100,))
-        if answer.code >= 400:
+        # A 401 is the first step of every authenticated exchange.
+        if answer.code >= 400 and answer.code != 401:
             self.stats.increment("errors")
         return answer
 
@@ -319,7 +347,7 @@ class RTSPServer(Factory):
         def checked(result):
             username, stale = result
             if username is None:
-                self.stats.increment("auth.failures")
+                self.stats.increment("auth.challenges")
                 raise RTSPError(401, "authentication required", [
                     ("WWW-Authenticate", self._auth.challenge(realm, stale))
                 ])
@@ -361,7 +389,7 @@ class RTSPServer(Factory):
         data, encoding = self._loadForPlay(media)
         url = self._url(request, media)
         host = connection.transport.getHost().host
-        body = message.describeAudio(url, len(data) / 8000.0, encoding, host)
+        body = message.describeAudio(len(data) / 8000.0, encoding, host)
         return response(request, 200, [
             ("Content-Base", url + "/"), ("Content-Type", "application/sdp"),
         ], body)
@@ -370,7 +398,11 @@ class RTSPServer(Factory):
         contentType = request.headers.get("Content-Type", "application/sdp")
         if contentType.split(";")[0].strip().lower() != "application/sdp":
             raise RTSPError(415, "SDP expected")
+        self._announced.pop(media.path, None)
         self._announced[media.path] = message.parseAudioDescription(request.body)
+        while len(self._announced) > 1000:
+            # ANNOUNCEs never followed by a SETUP: forget the oldest.
+            del self._announced[next(iter(self._announced))]
         return response(request, 200)
 
     def _rtsp_SETUP(self, request, connection, user, media, control, session):
@@ -531,7 +563,9 @@ class RTSPServer(Factory):
     def statistics(self):
         return {
             "sessions.active": len(self.sessions),
-            "streams.playing": sum(1 for s in self.sessions.values() if s.state == PLAYING),
+            "streams.playing": sum(
+                1 for s in self.sessions.values() if s.sender is not None and s.sender.playing
+            ),
             "streams.recording": sum(1 for s in self.sessions.values() if s.state == RECORDING),
             "connections.active": len(self.connections),
         }

@@ -191,6 +191,7 @@ class Session:
         self._stats = stats
         self.state = READY
         self.channel = None
+        self.data = b""
         self.sender = None
         self.receiver = None
         self.writer = None
@@ -231,7 +232,7 @@ class Session:
             )
         else:
             self.sender.pause()
-            self.sender._finished = finished
+            self.sender.whenFinished(finished)
         self.state = PLAYING
         return self.sender.play(start, end)
 

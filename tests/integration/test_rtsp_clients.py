@@ -214,18 +214,29 @@ class GStreamerTests(ClientTestCase):
         """
         self.assertSameAudio(self.playWithGStreamer("tcp"))
 
-    def test_record(self):
-        """
-        rtspclientsink records a message that is stored as the original.
-        """
+    def recordWithGStreamer(self, protocol):
         source = self.output("in.ul")
         with open(source, "wb") as f:
             f.write(SIGNAL)
-        path = "/bob/inbox/gst-rec.au"
+        path = "/bob/inbox/gst-rec-%s.au" % (protocol,)
         self.play([
             "gst-launch-1.0", "-q", "filesrc", "location=" + source, "!", "rawaudioparse",
             "format=mulaw", "sample-rate=8000", "num-channels=1", "!", "rtspclientsink",
             "location=" + self.appliance.url(path, None), "user-id=bob", "user-pw=secret",
-            "protocols=tcp",
+            "protocols=" + protocol,
         ])
-        self.assertSameAudio(self.appliance.stored(path))
+        return self.appliance.stored(path)
+
+    def test_recordTCP(self):
+        """
+        rtspclientsink records over TCP a message that is stored as the
+        original.
+        """
+        self.assertSameAudio(self.recordWithGStreamer("tcp"))
+
+    def test_recordUDP(self):
+        """
+        rtspclientsink records over UDP a message that is stored as the
+        original.
+        """
+        self.assertSameAudio(self.recordWithGStreamer("udp"))

@@ -206,6 +206,6 @@ class HeaderGrammarTests(SynchronousTestCase):
         """
         The SDP of a message has its control, range and rtpmap.
         """
-        sdp = message.describeAudio("rtsp://h/x", 2.5).decode("ascii")
+        sdp = message.describeAudio(2.5).decode("ascii")
         self.assertIn("a=range:npt=0-2.500\r\n", sdp)
         self.assertIn("m=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=control:trackID=0\r\n", sdp)
