@@ -19,7 +19,7 @@ voicemail deposit address.
 import attrs
 
 from appliance.sip.message import URI, ParseError
-from appliance.sip.proxy import Target, groupsByQ
+from appliance.sip.proxy import DEFAULT_PORTS, Target, groupsByQ, transportOf
 from appliance.storage.users import splitUser
 
 RULES = ("busy", "noanswer", "unregistered", "redirect")
@@ -142,6 +142,27 @@ class Decision:
     onFailure: object = None
 
 
+def flowOf(binding, uri):
+    """
+    The flow to reach a binding's contact C{uri} over, or C{None} to resolve
+    the contact: the connection a phone registered over (TCP, TLS: the phone
+    keeps it open, RFC 5626), or the address a UDP registration came from
+    when it differs from the contact's (a phone behind NAT), unless the
+    contact asks for another transport.
+    """
+    if binding.path or binding.source is None:
+        return None
+    transport, host, port = binding.source
+    if transport.upper() in ("TCP", "TLS"):
+        return binding.source
+    if transportOf(uri) != "UDP":
+        return None
+    contactPort = uri.port or DEFAULT_PORTS["UDP"]
+    if (uri.host.strip("[]"), contactPort) != (host, port):
+        return binding.source
+    return None
+
+
 def _targetsOf(bindings):
     targets = []
     for binding in bindings:
@@ -149,8 +170,8 @@ def _targetsOf(bindings):
             uri = URI.parse(binding.contact)
         except ParseError:
             continue
-        flow = binding.source if not binding.path else None
-        targets.append((binding.q, Target(uri=uri, path=tuple(binding.path), flow=flow)))
+        targets.append((binding.q, Target(
+            uri=uri, path=tuple(binding.path), flow=flowOf(binding, uri))))
     return targets
 
 

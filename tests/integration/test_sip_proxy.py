@@ -10,18 +10,23 @@ the caller is C{carol@elsewhere.test}, a user of another domain, whom the
 proxy does not challenge.
 """
 
+import subprocess
 import time
 import uuid
 
 from tests.integration.harness import (
+    LOOPBACK,
     ApplianceTestCase,
     SharedAppliance,
     pickPorts,
+    portIsFree,
     scratchDirectory,
     sipConfig,
+    statusOf,
 )
 from tests.integration.sipp import (
     PASSWORD,
+    Registration,
     Sipp,
     addUser,
     contactsOf,
@@ -147,6 +152,101 @@ class ProxyTests(ApplianceTestCase):
         self.assertEqual(_methods(phone.received()), ["INVITE", "ACK", "BYE"])
         invite = phone.receivedMessages()[0]
         self.assertIn("Record-Route: <sip:127.0.0.1:%d;lr>" % (self.appliance.sipPort,), invite)
+
+    def tcpPhone(self, aor, scenarioName="uas_answer.xml"):
+        """
+        Start a SIPp UAS on TCP, registered (over UDP) with a contact that
+        asks for TCP.
+        """
+        port = pickPorts(1)[0]
+        registration = Registration(self.appliance.sipPort, aor, localPort=port)
+        try:
+            response = registration.send(
+                contact="<sip:%s@%s:%d;transport=tcp>" % (aor.partition("@")[0], LOOPBACK, port)
+            )
+        finally:
+            registration.close()
+        self.assertEqual(statusOf(response)[0], 200, response)
+        process = Sipp("uas-tcp", scenarioName, self.workDirectory, localPort=port,
+                       timeout=15, arguments=["-t", "t1"])
+        self._sipps.append(process)
+        process.start()
+        deadline = time.monotonic() + 5
+        while portIsFree(port, udp=False):
+            if process.process.poll() is not None or time.monotonic() > deadline:
+                self.fail("sipp did not start:\n" + process.result().describe())
+            time.sleep(0.05)
+        return process
+
+    def test_callOverTCP(self):
+        """
+        A caller and a phone both on TCP: the call goes through, with a
+        Record-Route for TCP, and the ACK and BYE follow it over TCP.
+        """
+        callee = self.newUser()
+        uas = self.tcpPhone(callee)
+        uac = self.call(callee, arguments=["-t", "t1"])
+        phone = uas.wait(5)
+        self.assertSucceeded(uac, phone)
+        self.assertEqual(_codes(uac.received()), [100, 180, 200, 200])
+        self.assertEqual(_methods(phone.received()), ["INVITE", "ACK", "BYE"])
+        invite = phone.receivedMessages()[0]
+        self.assertIn("Record-Route: <sip:127.0.0.1:%d;lr;transport=tcp>" % (
+            self.appliance.sipPort,), invite)
+
+    def test_callFromUDPToTCP(self):
+        """
+        A caller on UDP reaching a phone on TCP: the proxy inserts two
+        Record-Route values, one for each side (RFC 5658), and the dialog's
+        ACK and BYE cross from UDP to TCP through it.
+        """
+        callee = self.newUser()
+        uas = self.tcpPhone(callee)
+        uac = self.call(callee)
+        phone = uas.wait(5)
+        self.assertSucceeded(uac, phone)
+        self.assertEqual(_methods(phone.received()), ["INVITE", "ACK", "BYE"])
+        invite = phone.receivedMessages()[0]
+        self.assertIn(
+            "Record-Route: <sip:127.0.0.1:%d;lr;transport=tcp>" % (self.appliance.sipPort,), invite)
+        self.assertIn("Record-Route: <sip:127.0.0.1:%d;lr>" % (self.appliance.sipPort,), invite)
+
+    def test_callOverTLS(self):
+        """
+        A caller on TLS (SIPp through socat, an OpenSSL client verifying the
+        appliance certificate: Debian's SIPp has no TLS) reaching a phone on
+        UDP: two Record-Route values, TLS and UDP, and the whole dialog
+        through the proxy.
+        """
+        callee = self.newUser()
+        uas = self.phone("uas_answer.xml", callee)
+        tunnelPort = pickPorts(1)[0]
+        tunnel = subprocess.Popen(
+            [
+                "socat", "TCP-LISTEN:%d,bind=%s,reuseaddr,fork" % (tunnelPort, LOOPBACK),
+                "OPENSSL:%s:%d,cafile=%s,verify=1,commonname=example.test"
+                % (LOOPBACK, self.appliance.tlsPort, self.appliance.certificatePath),
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(_stop, tunnel)
+        deadline = time.monotonic() + 5
+        while portIsFree(tunnelPort, udp=False):
+            if time.monotonic() > deadline:
+                self.fail("socat did not start")
+            time.sleep(0.05)
+        user, _, domain = callee.partition("@")
+        uac = runSipp(
+            "uac-tls", "uac_call.xml", self.workDirectory, tunnelPort, service=user,
+            arguments=["-set", "domain", domain, "-set", "caller", EXTERNAL_CALLER, "-t", "t1"],
+        )
+        phone = uas.wait(5)
+        self.assertSucceeded(uac, phone)
+        self.assertEqual(_methods(phone.received()), ["INVITE", "ACK", "BYE"])
+        invite = phone.receivedMessages()[0]
+        self.assertIn("Record-Route: <sip:127.0.0.1:%d;lr>" % (self.appliance.sipPort,), invite)
+        self.assertIn(
+            "<sip:127.0.0.1:%d;lr;transport=tls>" % (self.appliance.tlsPort,), invite)
 
     def test_authenticatedCallerThroughTheProxy(self):
         """
@@ -305,3 +405,16 @@ class ProxyTests(ApplianceTestCase):
         register(self.appliance.sipPort, callee, port)
         setCallRule(self.appliance, callee, "redirect")
         self.assertRedirected(callee, port)
+
+
+def _stop(process):
+    """
+    Stop a helper program a test started, by its PID.
+    """
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

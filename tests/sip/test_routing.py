@@ -5,9 +5,10 @@ section 16.5), and the call rules kept in a real SQLite file.
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from appliance.sip.location import Binding
 from appliance.sip.message import URI, makeResponse
 from appliance.sip.proxy import Target
-from appliance.sip.routing import RuleError, checkRule
+from appliance.sip.routing import RuleError, checkRule, flowOf
 
 from tests.sip.test_proxy import BOB1, BOB2, BOB3, Harness, request
 
@@ -357,3 +358,29 @@ class RoutedCallTests(SynchronousTestCase):
         self.assertEqual(len(self.h.forwarded()), 1)
         self.assertEqual(self.h.codes(), [404])
         self.h.finish()
+
+
+class FlowTests(SynchronousTestCase):
+    """
+    L{flowOf}: when the proxy sends to where a phone registered from rather
+    than to its contact.
+    """
+
+    def test_flows(self):
+        """
+        Connections are reused, NATed UDP contacts are reached at their
+        source, a contact asking for another transport or matching its source
+        is resolved, and a Path always wins.
+        """
+        cases = [
+            ("sip:a@10.0.0.5:5060", ("tcp", "192.0.2.9", 40000), (), ("tcp", "192.0.2.9", 40000)),
+            ("sip:a@10.0.0.5:5060", ("udp", "192.0.2.9", 40000), (), ("udp", "192.0.2.9", 40000)),
+            ("sip:a@192.0.2.9:40000", ("udp", "192.0.2.9", 40000), (), None),
+            ("sip:a@192.0.2.9", ("udp", "192.0.2.9", 5060), (), None),
+            ("sip:a@192.0.2.9:7000;transport=tcp", ("udp", "192.0.2.9", 7000), (), None),
+            ("sip:a@10.0.0.5", ("tls", "192.0.2.9", 40000), ("<sip:edge.test;lr>",), None),
+            ("sip:a@10.0.0.5", None, (), None),
+        ]
+        for contact, source, path, expected in cases:
+            binding = Binding(aor="a@example.test", contact=contact, source=source, path=path)
+            self.assertEqual(flowOf(binding, URI.parse(contact)), expected, contact)
