@@ -173,15 +173,14 @@ class _SentBy:
         return self._routes[destinationHost]
 
     def stamp(self, request, transportName, destinationHost):
-        vias = request.vias()
-        host = self.hostFor(destinationHost)
+        top = request.topVia
         via = Via(
             transport=transportName,
-            host=formatHost(host),
+            host=formatHost(self.hostFor(destinationHost)),
             port=self.port,
-            params=vias[0].params if vias else (),
+            params=top.params if top is not None else (),
         )
-        if vias:
+        if top is not None:
             replaceTopVia(request, via)
         else:
             request.headers.add("Via", str(via))
