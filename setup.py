@@ -13,6 +13,7 @@ setup(
     packages=[
         "appliance",
         "appliance.dbus",
+        "appliance.drm",
         "appliance.media",
         "appliance.rtsp",
         "appliance.sip",

@@ -11,6 +11,7 @@ appliancectl: the appliance's administration command.
     appliancectl --config FILE rule set bob@example.test redirect
     appliancectl --config FILE rule del|list ...
     appliancectl --config FILE status [--bus ADDRESS]
+    appliancectl --config FILE drm protect|play|grant|revoke|rights ...  (docs/drm.md)
 
 It works on the same database file as the running appliance (SQLite in WAL
 mode allows both at once). A password not given with --password is read from
@@ -215,6 +216,9 @@ def buildParser():
     status.add_argument(
         "--timeout", type=float, default=5.0, help="seconds to wait for the bus (default 5)"
     )
+    from appliance.drm.cli import addParser as addDRMParser
+
+    addDRMParser(areas)
     return parser
 
 
@@ -235,6 +239,10 @@ def main(argv=None, stdin=None, stdout=None, stderr=None):
             from appliance.dbus.status import status
 
             return status(config, stdout, stderr, bus=options.bus, timeout=options.timeout)
+        if options.area == "drm":
+            from appliance.drm.cli import run as runDRM
+
+            return runDRM(config, options, stdin, stdout, stderr)
         database = SynchronousDatabase(config.dataPath("appliance.sqlite"))
         database.open()
     except ConfigError as e:

@@ -17,8 +17,8 @@ import attrs
 
 #: The services the appliance knows, in start-up order. A name from the
 #: design that this version does not ship yet is refused with a clear error.
-AVAILABLE_SERVICES = ("sip", "rtsp", "dbus", "snmp")
-PLANNED_SERVICES = ("voicemail", "drm", "psap", "web")
+AVAILABLE_SERVICES = ("sip", "rtsp", "drm", "dbus", "snmp")
+PLANNED_SERVICES = ("voicemail", "psap", "web")
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
@@ -329,6 +329,7 @@ class SIPConfig:
     realm: str = ""
     max_message_size: int = 65535
     tcp_idle_timeout: float = 300.0
+    max_connections: int = 2048
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
@@ -369,6 +370,32 @@ class DBusConfig:
     """
 
     bus: str = "system"
+
+
+def _drmListen(text):
+    return parseListenAddress(text, kinds=("ssl",))
+
+
+def _httpsUrl(text):
+    value = text.strip()
+    if value and not re.match(r"^https://[^/\s]+/?$", value):
+        raise ValueError("%r is not a base URL like https://host:8443/" % (text,))
+    return value
+
+
+@attrs.frozen
+class DRMConfig:
+    """
+    The C{[drm]} section: the HTTPS license server (docs/drm.md).
+    """
+
+    listen: ListenAddress = ListenAddress("ssl", 8443, "127.0.0.1")
+    url: str = ""
+    default_play_count: int = 3
+    default_expiry_days: int = 30
+    default_forward: bool = False
+    rate_limit: float = 50.0
+    rate_burst: int = 100
 
 
 def _snmpListen(text):
@@ -455,6 +482,7 @@ class Config:
     rtsp: RTSPConfig = RTSPConfig()
     snmp: SNMPConfig = SNMPConfig()
     dbus: DBusConfig = DBusConfig()
+    drm: DRMConfig = DRMConfig()
 
     def dataPath(self, *segments):
         """
@@ -485,6 +513,7 @@ SCHEMA = {
             "realm": _string,
             "max_message_size": _integer(1500, 1048576),
             "tcp_idle_timeout": _number(1, 86400),
+            "max_connections": _integer(1, 1000000),
             "t1": _number(0.05, 60),
             "t2": _number(0.1, 600),
             "t4": _number(0.1, 600),
@@ -515,6 +544,18 @@ SCHEMA = {
         },
     ),
     "dbus": (DBusConfig, {"bus": _busAddress}),
+    "drm": (
+        DRMConfig,
+        {
+            "listen": _drmListen,
+            "url": _httpsUrl,
+            "default_play_count": _integer(0, 1000000),
+            "default_expiry_days": _integer(0, 36500),
+            "default_forward": _boolean,
+            "rate_limit": _number(0, 1000000),
+            "rate_burst": _integer(1, 1000000),
+        },
+    ),
     "snmp": (
         SNMPConfig,
         {

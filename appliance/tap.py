@@ -113,6 +113,16 @@ class ApplianceService(service.MultiService):
                 config.rtsp, reactor, self.stats["rtsp"], config.dataPath("media"),
                 self.users, config.sip.domains, self._realmFor,
             ).setServiceParent(self)
+        if "drm" in config.appliance.services:
+            from appliance.drm.service import DRMService
+
+            self.stats["drm"] = Statistics("drm")
+            DRMService(
+                config.drm, reactor, self.stats["drm"], self.database, self.users,
+                self.tlsOptions, config.dataPath,
+                [self._realmFor(domain) for domain in config.sip.domains],
+                digestAlgorithms=config.sip.digest_algorithms,
+            ).setServiceParent(self)
         if "dbus" in config.appliance.services:
             # After the services it reports on: it starts once they run.
             from appliance.dbus.service import DBusService
@@ -151,6 +161,7 @@ class ApplianceService(service.MultiService):
     def privilegedStartService(self):
         from appliance.sip.service import ListenError
         from appliance.storage.database import SchemaError
+        from appliance.drm.keystore import KeyStoreError
         from appliance.tls import TLSError, ensureCertificate
 
         logs.setLevel(self.config.appliance.log_level)
@@ -163,7 +174,7 @@ class ApplianceService(service.MultiService):
         except ListenError as e:
             self.database.close()
             raise StartupError("%s %s" % (self.config.path, e))
-        except (TLSError, SchemaError) as e:
+        except (TLSError, SchemaError, KeyStoreError) as e:
             self.database.close()
             raise StartupError(str(e))
         except OSError as e:

@@ -291,6 +291,10 @@ class SIPService(service.Service):
             "connections.active",
             lambda: sum(getattr(t, "connectionCount", 0) for t in self.transports),
         )
+        stats.gauge(
+            "connections.refused",
+            lambda: sum(getattr(t, "refused", 0) for t in self.transports),
+        )
 
     def realmFor(self, domain):
         """
@@ -363,6 +367,7 @@ class SIPService(service.Service):
                     self.controller, self._reactor, name=address.kind.upper(),
                     maxSize=self.config.max_message_size,
                     idleTimeout=self.config.tcp_idle_timeout,
+                    maxConnections=self.config.max_connections,
                     clientTLS=self._clientTLS,
                 )
                 if address.kind == "tls":

@@ -309,7 +309,7 @@ class StreamTransport(Factory):
     reliable = True
 
     def __init__(self, controller, reactor, name="TCP", maxSize=DEFAULT_MAX_SIZE,
-                 idleTimeout=300.0, clientTLS=None):
+                 idleTimeout=300.0, clientTLS=None, maxConnections=2048):
         self.controller = controller
         self.name = name
         self.secure = name == "TLS"
@@ -317,6 +317,8 @@ class StreamTransport(Factory):
         self.idleTimeout = idleTimeout
         self._reactor = reactor
         self._clientTLS = clientTLS
+        self.maxConnections = maxConnections
+        self.refused = 0
         self._connections = {}
         self._pending = {}
         self._sentBy = _SentBy("", 0)
@@ -329,6 +331,14 @@ class StreamTransport(Factory):
         self._sentBy = _SentBy(normalizeHost(address.host), address.port)
 
     def buildProtocol(self, addr):
+        if len(self._connections) >= self.maxConnections:
+            # Full: refuse rather than run out of descriptors for everyone.
+            self.refused += 1
+            _log.info(
+                "{transport}: {count} connections open, refusing {peer}",
+                transport=self.name, count=len(self._connections), peer=addr,
+            )
+            return None
         return StreamConnection(self, self._reactor)
 
     @property

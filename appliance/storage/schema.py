@@ -71,4 +71,52 @@ MIGRATIONS = [
         )
         """,
     ],
+    # 4: protected messages (appliance.drm). drm_keys holds each content key
+    # wrapped (AES-256-GCM) under the master key in the data directory, never
+    # in clear; drm_rights one row per key and holder (plays_left, absolute
+    # not_before / not_after, expiry relative to the first play, forwarding
+    # depth; granted_by is the holder who delegated, NULL for the sender's
+    # own grants); drm_audit every issuance and refusal.
+    [
+        """
+        CREATE TABLE drm_keys (
+            key_id TEXT PRIMARY KEY,
+            content_id TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            wrapped BLOB NOT NULL,
+            created REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE drm_rights (
+            key_id TEXT NOT NULL REFERENCES drm_keys (key_id) ON DELETE CASCADE,
+            holder TEXT NOT NULL,
+            plays_left INTEGER NOT NULL,
+            not_before REAL,
+            not_after REAL,
+            play_window REAL,
+            first_play REAL,
+            forward_depth INTEGER NOT NULL,
+            may_copy INTEGER NOT NULL,
+            may_modify INTEGER NOT NULL,
+            granted_by TEXT,
+            revoked INTEGER NOT NULL DEFAULT 0,
+            updated REAL NOT NULL,
+            PRIMARY KEY (key_id, holder)
+        )
+        """,
+        "CREATE INDEX drm_rights_holder ON drm_rights (holder)",
+        """
+        CREATE TABLE drm_audit (
+            id INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            user TEXT,
+            source TEXT,
+            key_id TEXT,
+            action TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT
+        )
+        """,
+    ],
 ]

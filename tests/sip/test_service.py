@@ -287,3 +287,43 @@ class IPv6Tests(TestCase):
         stream.transport.write(request(transport="TCP").replace(b"127.0.0.1", b"[::1]"))
         response = yield stream.next()
         self.assertEqual(response.code, 200)
+
+
+class ConnectionLimitServiceTests(TestCase):
+    """
+    The running service refuses connections beyond [sip] max_connections
+    and keeps serving the others.
+    """
+
+    @inlineCallbacks
+    def test_limit(self):
+        """
+        With max_connections = 2, a third TCP connection is closed at once,
+        while the first two still get answers.
+        """
+        config = config_from_string(
+            "[appliance]\ndata_dir = %s\nservices = sip\n[sip]\nmax_connections = 2\n"
+            "listen = tcp:0:interface=127.0.0.1\n" % (self.mktemp(),)
+        )
+        root = ApplianceService(config, reactor)
+        root.privilegedStartService()
+        root.startService()
+        self.addCleanup(root.stopService)
+        sip = root.getServiceNamed("sip")
+        yield sip.whenReady()
+        host, port = sip.addressOf("tcp")
+        clients = []
+        for i in range(3):
+            client = StreamClient()
+            client.lost = Deferred()
+            client.connectionLost = lambda reason, client=client: client.lost.callback(None)
+            yield connectProtocol(TCP4ClientEndpoint(reactor, host, port), client)
+            clients.append(client)
+        yield clients[2].lost.addTimeout(5, reactor)
+        for client in clients[:2]:
+            client.transport.write(request(transport="TCP"))
+            response = yield client.next()
+            self.assertEqual(response.code, 200)
+            client.transport.loseConnection()
+            yield client.lost
+        self.assertEqual(sip.stats.get("connections.refused"), 1)

@@ -253,3 +253,29 @@ class StreamTests(SynchronousTestCase):
         self.connection.connectionLost(None)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.factory.connectionCount, 0)
+
+
+class ConnectionLimitTests(SynchronousTestCase):
+    """
+    A stream port keeps at most C{maxConnections} connections.
+    """
+
+    def test_refusedWhenFull(self):
+        """
+        Once the limit is reached, new connections are refused (and counted)
+        until one closes.
+        """
+        clock = Clock()
+        factory = StreamTransport(RecordingController(), clock, maxConnections=2)
+        connections = []
+        for port in (40000, 40001):
+            connection = factory.buildProtocol(None)
+            connection.makeConnection(
+                StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.1", port)))
+            connections.append(connection)
+        self.assertIsNone(factory.buildProtocol(None))
+        self.assertEqual((factory.connectionCount, factory.refused), (2, 1))
+        connections[0].connectionLost(None)
+        self.assertIsNotNone(factory.buildProtocol(None))
+        connections[1].connectionLost(None)
+        self.assertEqual(clock.getDelayedCalls(), [])
