@@ -15,6 +15,9 @@ import re
 
 import attrs
 
+from appliance import configvalues as values
+from appliance.configvalues import ListenAddress, parseListenAddress
+
 #: The services the appliance knows, in start-up order. A name from the
 #: design that this version does not ship yet is refused with a clear error.
 AVAILABLE_SERVICES = ("sip", "rtsp", "drm", "dbus", "snmp")
@@ -36,170 +39,8 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.errors))
 
 
-@attrs.frozen
-class ListenAddress:
-    """
-    One parsed listen endpoint description, such as
-    C{udp:5060:interface=127.0.0.1}.
-
-    @ivar kind: C{'udp'}, C{'tcp'}, C{'tls'} or C{'ssl'}.
-    @ivar port: the port number; 0 asks the system for a free one.
-    @ivar interface: the address to bind, C{''} for all IPv4 interfaces.
-    @ivar options: the other C{key=value} options, such as C{privateKey}.
-    """
-
-    kind: str
-    port: int
-    interface: str = ""
-    options: tuple = ()
-
-    def option(self, name, default=None):
-        for key, value in self.options:
-            if key == name:
-                return value
-        return default
-
-    def __str__(self):
-        text = "%s:%d" % (self.kind, self.port)
-        if self.interface:
-            text += ":interface=" + self.interface.replace(":", "\\:")
-        for key, value in self.options:
-            text += ":%s=%s" % (key, value.replace(":", "\\:"))
-        return text
-
-
-def _splitEscaped(text):
-    """
-    Split an endpoint description on unescaped colons, as Twisted's
-    endpoint strings do (C{interface=\\:\\:1}).
-    """
-    parts, current, escaped = [], [], False
-    for char in text:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
-def parseListenAddress(text, kinds=("udp", "tcp", "tls", "ssl")):
-    """
-    Parse one endpoint description into a L{ListenAddress}.
-
-    @raise ValueError: with a message naming what is wrong.
-    """
-    parts = _splitEscaped(text.strip())
-    kind = parts[0].lower()
-    if kind not in kinds:
-        raise ValueError(
-            "%r: transport must be one of %s" % (text, ", ".join(kinds))
-        )
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise ValueError("%r: expected %s:PORT[:interface=ADDR]" % (text, kind))
-    port = int(parts[1])
-    if port > 65535:
-        raise ValueError("%r: port %d is out of range" % (text, port))
-    interface, options = "", []
-    for part in parts[2:]:
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise ValueError("%r: option %r is not key=value" % (text, part))
-        if key == "interface":
-            interface = value
-        elif key in ("privateKey", "certKey"):
-            options.append((key, value))
-        else:
-            raise ValueError("%r: unknown option %r" % (text, key))
-    return ListenAddress(kind, port, interface, tuple(options))
-
-
-# Value types: each takes the raw string and returns the typed value or
-# raises ValueError with a message for the operator.
-
-
-def _string(text):
-    return text.strip()
-
-
-def _boolean(text):
-    value = text.strip().lower()
-    if value in ("1", "yes", "true", "on"):
-        return True
-    if value in ("0", "no", "false", "off"):
-        return False
-    raise ValueError("%r is not a boolean (yes / no)" % (text,))
-
-
-def _integer(minimum, maximum):
-    def parse(text):
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise ValueError("%r is not a whole number" % (text,))
-        if not minimum <= value <= maximum:
-            raise ValueError(
-                "%d is out of range (%d to %d)" % (value, minimum, maximum)
-            )
-        return value
-
-    return parse
-
-
-def _number(minimum, maximum):
-    def parse(text):
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise ValueError("%r is not a number" % (text,))
-        if not minimum <= value <= maximum:
-            raise ValueError(
-                "%g is out of range (%g to %g)" % (value, minimum, maximum)
-            )
-        return value
-
-    return parse
-
-
-def _words(text):
-    return tuple(word for word in text.replace(",", " ").split() if word)
-
-
-_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
-
-
-def _domains(text):
-    domains = tuple(word.lower() for word in _words(text))
-    if not domains:
-        raise ValueError("at least one domain is required")
-    for domain in domains:
-        if not _DOMAIN.match(domain):
-            raise ValueError("%r is not a domain name" % (domain,))
-    return domains
-
-
-def _digestAlgorithms(text):
-    names = tuple(word.upper() for word in _words(text))
-    if not names or len(set(names)) != len(names):
-        raise ValueError("list MD5 and / or SHA-256, each once")
-    for name in names:
-        if name not in ("MD5", "SHA-256"):
-            raise ValueError("%r is not MD5 or SHA-256" % (name,))
-    return names
-
-
-def _domainList(text):
-    return _domains(text) if text.strip() else ()
-
-
 def _services(text):
-    names = tuple(word.lower() for word in _words(text))
+    names = tuple(word.lower() for word in values.words(text))
     if not names:
         raise ValueError("at least one service is required")
     for name in names:
@@ -220,84 +61,6 @@ def _logLevel(text):
     if value not in LOG_LEVELS:
         raise ValueError("%r is not one of %s" % (text, ", ".join(LOG_LEVELS)))
     return value
-
-
-def _sipListen(text):
-    addresses = tuple(
-        parseListenAddress(word, kinds=("udp", "tcp", "tls"))
-        for word in text.split()
-    )
-    if not addresses:
-        raise ValueError("at least one listen address is required")
-    return addresses
-
-
-def _rtspListen(text):
-    return parseListenAddress(text, kinds=("tcp",))
-
-
-def _portRange(text):
-    low, sep, high = text.strip().partition("-")
-    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
-        raise ValueError("%r is not a port range FIRST-LAST" % (text,))
-    low, high = int(low), int(high)
-    if not 1024 <= low < high <= 65535 or high - low < 3:
-        raise ValueError("%r: expected 1024 <= FIRST < LAST <= 65535, at least 4 ports" % (text,))
-    return low, high
-
-
-def _rtspUrl(text):
-    value = text.strip()
-    if value and not re.match(r"^rtsp://[^/\s]+/?$", value):
-        raise ValueError("%r is not a base URL like rtsp://host:8554/" % (text,))
-    return value
-
-
-_BUS_ADDRESS_KEYS = {"unix": ("path", "abstract"), "tcp": ("host", "port", "family")}
-
-
-def _busAddress(text):
-    """
-    C{system}, C{session}, or a D-Bus server address (D-Bus specification,
-    "Server Addresses"): C{unix:path=...}, C{unix:abstract=...} or
-    C{tcp:host=...,port=...}, several separated by C{;}.
-    """
-    value = text.strip()
-    if value.lower() in ("system", "session"):
-        return value.lower()
-    if not value:
-        raise ValueError("expected system, session or an address like unix:path=/run/bus")
-    for address in value.split(";"):
-        kind, sep, rest = address.partition(":")
-        if not sep or kind not in _BUS_ADDRESS_KEYS:
-            raise ValueError(
-                "%r: expected system, session or an address unix:path=... / "
-                "unix:abstract=... / tcp:host=...,port=..." % (address,)
-            )
-        pairs = {}
-        for pair in rest.split(","):
-            key, sep, item = pair.partition("=")
-            if not sep or not item or key not in _BUS_ADDRESS_KEYS[kind]:
-                raise ValueError(
-                    "%r: %r is not KEY=VALUE with KEY one of %s"
-                    % (address, pair, ", ".join(_BUS_ADDRESS_KEYS[kind]))
-                )
-            pairs[key] = item
-        if kind == "unix" and len(pairs) != 1:
-            raise ValueError("%r: give exactly one of path= or abstract=" % (address,))
-        if kind == "tcp" and not ("host" in pairs and pairs.get("port", "").isdigit()):
-            raise ValueError("%r: tcp needs host= and a numeric port=" % (address,))
-    return value
-
-
-def _choice(*choices):
-    def parse(text):
-        value = text.strip().lower()
-        if value not in choices:
-            raise ValueError("%r is not one of %s" % (text, ", ".join(choices)))
-        return value
-
-    return parse
 
 
 @attrs.frozen
@@ -411,7 +174,7 @@ def _snmpTargets(text):
     default), separated by spaces.
     """
     targets = []
-    for word in _words(text):
+    for word in values.words(text):
         host, sep, port = word.partition(":")
         try:
             ipaddress.IPv4Address(host)
@@ -497,78 +260,78 @@ SCHEMA = {
     "appliance": (
         ApplianceConfig,
         {
-            "data_dir": _string,
+            "data_dir": values.string,
             "services": _services,
-            "tls_cert": _string,
-            "tls_key": _string,
+            "tls_cert": values.string,
+            "tls_key": values.string,
             "log_level": _logLevel,
         },
     ),
     "sip": (
         SIPConfig,
         {
-            "domains": _domains,
-            "listen": _sipListen,
-            "record_route": _boolean,
-            "realm": _string,
-            "max_message_size": _integer(1500, 1048576),
-            "tcp_idle_timeout": _number(1, 86400),
-            "max_connections": _integer(1, 1000000),
-            "t1": _number(0.05, 60),
-            "t2": _number(0.1, 600),
-            "t4": _number(0.1, 600),
-            "min_expires": _integer(1, 86400),
-            "max_expires": _integer(1, 31536000),
-            "default_expires": _integer(1, 31536000),
-            "nonce_lifetime": _integer(10, 86400),
-            "auth_max_failures": _integer(1, 100000),
-            "auth_lockout": _integer(0, 86400),
-            "ring_timeout": _integer(1, 3600),
-            "redirect_domains": _domainList,
-            "digest_algorithms": _digestAlgorithms,
+            "domains": values.domains,
+            "listen": values.sipListen,
+            "record_route": values.boolean,
+            "realm": values.string,
+            "max_message_size": values.integer(1500, 1048576),
+            "tcp_idle_timeout": values.number(1, 86400),
+            "max_connections": values.integer(1, 1000000),
+            "t1": values.number(0.05, 60),
+            "t2": values.number(0.1, 600),
+            "t4": values.number(0.1, 600),
+            "min_expires": values.integer(1, 86400),
+            "max_expires": values.integer(1, 31536000),
+            "default_expires": values.integer(1, 31536000),
+            "nonce_lifetime": values.integer(10, 86400),
+            "auth_max_failures": values.integer(1, 100000),
+            "auth_lockout": values.integer(0, 86400),
+            "ring_timeout": values.integer(1, 3600),
+            "redirect_domains": values.domainList,
+            "digest_algorithms": values.digestAlgorithms,
         },
     ),
     "rtsp": (
         RTSPConfig,
         {
-            "listen": _rtspListen,
-            "rtp_ports": _portRange,
-            "url": _rtspUrl,
-            "auth": _choice("digest", "none"),
-            "session_timeout": _integer(5, 86400),
-            "max_sessions_per_client": _integer(1, 100000),
-            "max_header_size": _integer(1024, 1048576),
-            "max_headers": _integer(8, 1000),
-            "max_body_size": _integer(1024, 16777216),
-            "operators": _words,
+            "listen": values.rtspListen,
+            "rtp_ports": values.portRange,
+            "url": values.rtspUrl,
+            "auth": values.choice("digest", "none"),
+            "session_timeout": values.integer(5, 86400),
+            "max_sessions_per_client": values.integer(1, 100000),
+            "max_header_size": values.integer(1024, 1048576),
+            "max_headers": values.integer(8, 1000),
+            "max_body_size": values.integer(1024, 16777216),
+            "operators": values.words,
         },
     ),
-    "dbus": (DBusConfig, {"bus": _busAddress}),
+    "dbus": (DBusConfig, {"bus": values.busAddress}),
     "drm": (
         DRMConfig,
         {
             "listen": _drmListen,
             "url": _httpsUrl,
-            "default_play_count": _integer(0, 1000000),
-            "default_expiry_days": _integer(0, 36500),
-            "default_forward": _boolean,
-            "rate_limit": _number(0, 1000000),
-            "rate_burst": _integer(1, 1000000),
+            "default_play_count": values.integer(0, 1000000),
+            "default_expiry_days": values.integer(0, 36500),
+            "default_forward": values.boolean,
+            "rate_limit": values.number(0, 1000000),
+            "rate_burst": values.integer(1, 1000000),
         },
     ),
     "snmp": (
         SNMPConfig,
         {
             "listen": _snmpListen,
-            "community": _string,
-            "v3_user": _string,
+            "community": values.string,
+            "v3_user": values.string,
             "v3_auth_key": _usmKey,
             "v3_priv_key": _usmKey,
             "trap_targets": _snmpTargets,
             "inform_targets": _snmpTargets,
-            "check_interval": _number(0.1, 3600),
-            "auth_burst_threshold": _integer(1, 1000000),
-            "auth_burst_interval": _integer(1, 86400),
+            "check_interval": values.number(0.1, 3600),
+            "auth_burst_threshold": values.integer(1, 1000000),
+            "auth_burst_interval": values.integer(1, 86400),
         },
     ),
 }
