@@ -9,12 +9,12 @@ call rules), and requests from our authenticated users to other domains
 (RFC 3263). Nobody else may relay through us.
 """
 
-import secrets
 
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from appliance.randomness import tokenHex
 from appliance import logs
 from appliance.interfaces import ITransactionUser
 from appliance.sip.auth import parseCredentials
@@ -42,7 +42,7 @@ def newTag():
     A fresh To / From tag with at least 32 bits of randomness
     (RFC 3261 section 19.3).
     """
-    return secrets.token_hex(6)
+    return tokenHex(6)
 
 
 def _optionTags(request, name):

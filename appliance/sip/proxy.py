@@ -18,6 +18,7 @@ import secrets
 import attrs
 from twisted.logger import Logger
 
+from appliance.randomness import tokenHex
 from appliance import logs
 from appliance.sip.message import URI, Address, ParseError, Via, makeResponse
 from appliance.sip.responsecontext import TIMER_C, Branch, ResponseContext, bestResponse
@@ -206,7 +207,7 @@ class Proxy:
         loop-detection hash (RFC 3261 section 16.6 step 8).
         """
         return "%s.%s.%d%s" % (
-            MAGIC_COOKIE, self.loopHash(original), index, secrets.token_hex(3)
+            MAGIC_COOKIE, self.loopHash(original), index, tokenHex(3)
         )
 
     def nextHop(self, request):
@@ -324,7 +325,7 @@ class Proxy:
             # One we made ourselves (408, 480, 487, 503): a UAS's final
             # response carries a To tag (RFC 3261 section 8.2.6.2).
             best = best.copy()
-            best.headers.set("To", str(best.toAddress().withParams(tag=secrets.token_hex(6))))
+            best.headers.set("To", str(best.toAddress().withParams(tag=tokenHex(6))))
         if best.code == 503:
             # Section 16.7 step 6: the caller must not take a downstream
             # 503 as this proxy being overloaded.
@@ -382,7 +383,7 @@ class Proxy:
                 if transport is not None:
                     ack.headers.prepend("Via", str(Via(
                         transportName, "0.0.0.0", None,
-                        (("branch", MAGIC_COOKIE + secrets.token_hex(8)),),
+                        (("branch", MAGIC_COOKIE + tokenHex(8)),),
                     )))
                     transport.sendRequest(ack, (host, port))
                     self.stats.increment("proxy.stateless")

@@ -27,13 +27,13 @@ the hot path of a proxy and each has only a handful of transitions.
 """
 
 import enum
-import secrets
 
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from appliance.randomness import tokenHex
 from appliance.sip.message import URI, ParseError, Via
 
 _log = Logger()
@@ -46,7 +46,7 @@ def newBranch():
     Return a new, globally unique branch parameter for a Via header field:
     the RFC 3261 magic cookie followed by a random token (section 8.1.1.7).
     """
-    return MAGIC_COOKIE + secrets.token_hex(10)
+    return MAGIC_COOKIE + tokenHex(10)
 
 
 def _positive(instance, attribute, value):

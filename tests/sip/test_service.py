@@ -94,7 +94,7 @@ class SIPServiceTests(TestCase):
     def setUp(self):
         self.dataDir = self.mktemp()
         config = config_from_string(
-            "[appliance]\ndata_dir = %s\n[sip]\ndomains = example.test\n"
+            "[appliance]\ndata_dir = %s\nservices = sip\n[sip]\ndomains = example.test\n"
             "listen = udp:0:interface=127.0.0.1 tcp:0:interface=127.0.0.1 "
             "tls:0:interface=127.0.0.1\n" % (self.dataDir,)
         )
@@ -262,7 +262,7 @@ class IPv6Tests(TestCase):
         IPv6 reference.
         """
         config = config_from_string(
-            "[appliance]\ndata_dir = %s\n[sip]\n"
+            "[appliance]\ndata_dir = %s\nservices = sip\n[sip]\n"
             "listen = udp:0:interface=\\:\\:1 tcp:0:interface=\\:\\:1\n" % (self.mktemp(),)
         )
         root = ApplianceService(config, reactor)
