@@ -223,6 +223,7 @@ def main(argv=None):
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--register-rates", default="250,500,1000,1500,2000,3000")
     parser.add_argument("--call-rates", default="50,100,200,300,400,600,800,1000")
+    parser.add_argument("--only", choices=("register", "calls"), help="run one half only")
     options = parser.parse_args(argv)
     if shutil.which("sipp") is None:
         sys.exit("sipp is not installed (Debian package sip-tester)")
@@ -259,42 +260,46 @@ def main(argv=None):
 
         registerRates = [int(r) for r in options.register_rates.split(",")]
         callRates = [int(r) for r in options.call_rates.split(",")]
-        print("authenticated REGISTER (%d users, %d SIPp processes):" % (options.users, options.users))
-        reference = SIPp(directory, "registrar_uas.xml", None, referencePort).start(3600)
-        try:
-            results["register reference"] = search(
-                "SIPp -> SIPp registrar", directory,
-                registrations("%s:%d" % (LOOPBACK, referencePort)), registerRates, options.duration)
-        finally:
-            reference.stop()
-        results["register"] = search(
-            "SIPp -> appliance registrar", directory,
-            registrations("%s:%d" % (LOOPBACK, proxyPort)), registerRates, options.duration, cpuOf)
+        if options.only != "calls":
+            print("authenticated REGISTER (%d users, %d SIPp processes):"
+                  % (options.users, options.users))
+            reference = SIPp(directory, "registrar_uas.xml", None, referencePort).start(3600)
+            try:
+                results["register reference"] = search(
+                    "SIPp -> SIPp registrar", directory,
+                    registrations("%s:%d" % (LOOPBACK, referencePort)), registerRates,
+                    options.duration)
+            finally:
+                reference.stop()
+            results["register"] = search(
+                "SIPp -> appliance registrar", directory,
+                registrations("%s:%d" % (LOOPBACK, proxyPort)), registerRates, options.duration,
+                cpuOf)
+        if options.only != "register":
+            print("calls (INVITE to BYE, caller from another domain):")
+            setup = SIPp(directory, "register.xml", "%s:%d" % (LOOPBACK, proxyPort), uasPort, [
+                "-inf", os.path.join(directory, "callee.inf"), "-au", "callee", "-ap", PASSWORD,
+                "-m", "1"]).start(30)
+            if setup.wait() != (1, 0):
+                raise RuntimeError("the callee could not register")
+            callee = SIPp(directory, "uas_call.xml", None, uasPort, []).start(7200)
+            try:
+                def calls(target):
+                    def make(rate):
+                        return [SIPp(directory, "uac_call.xml", target, callerPort, [
+                            "-s", "callee", "-r", str(rate), "-m", str(rate * options.duration),
+                            "-l", "5000", "-recv_timeout", "10000",
+                        ])]
+                    return make
 
-        print("calls (INVITE to BYE, caller from another domain):")
-        setup = SIPp(directory, "register.xml", "%s:%d" % (LOOPBACK, proxyPort), uasPort, [
-            "-inf", os.path.join(directory, "callee.inf"), "-au", "callee", "-ap", PASSWORD,
-            "-m", "1"]).start(30)
-        if setup.wait() != (1, 0):
-            raise RuntimeError("the callee could not register")
-        callee = SIPp(directory, "uas_call.xml", None, uasPort, []).start(7200)
-        try:
-            def calls(target):
-                def make(rate):
-                    return [SIPp(directory, "uac_call.xml", target, callerPort, [
-                        "-s", "callee", "-r", str(rate), "-m", str(rate * options.duration),
-                        "-l", "5000", "-recv_timeout", "10000",
-                    ])]
-                return make
-
-            results["call reference"] = search(
-                "SIPp -> SIPp callee", directory,
-                calls("%s:%d" % (LOOPBACK, uasPort)), callRates, options.duration)
-            results["call"] = search(
-                "SIPp -> appliance proxy -> SIPp", directory,
-                calls("%s:%d" % (LOOPBACK, proxyPort)), callRates, options.duration, cpuOf)
-        finally:
-            callee.stop()
+                results["call reference"] = search(
+                    "SIPp -> SIPp callee", directory,
+                    calls("%s:%d" % (LOOPBACK, uasPort)), callRates, options.duration)
+                results["call"] = search(
+                    "SIPp -> appliance proxy -> SIPp", directory,
+                    calls("%s:%d" % (LOOPBACK, proxyPort)), callRates, options.duration, cpuOf)
+            finally:
+                callee.stop()
     finally:
         appliance.stop()
 

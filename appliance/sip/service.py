@@ -106,6 +106,9 @@ class SIPController:
             if request.method != "ACK":
                 self._answerStatelessly(request, transport, source, 400, e.reason)
             return
+        if self.ready and self._transactions.absorb(request):
+            # A retransmission: answered by its transaction, checked before.
+            return
         try:
             validateRequest(request)
         except ParseError as e:

@@ -406,6 +406,31 @@ class TransactionLayer:
         transaction._start()
         self._transactionUser.requestReceived(request, transaction)
 
+    def absorb(self, request):
+        """
+        Handle C{request} at once if it belongs to a server transaction
+        already running: a retransmission (the transaction sends its last
+        response again) or the ACK of a non-2xx final response. Lets a
+        transport skip the checks of a new request for what it has seen
+        before, which matters most when a peer retransmits because the
+        server is busy.
+
+        @return: whether the request was absorbed; when not, pass it to
+            L{receiveRequest} (after checking it).
+        """
+        try:
+            via, key, legacyKey = self._serverKeys(request, request.method)
+            match = self._findServer(request, via, key, legacyKey)
+        except ParseError:
+            return False
+        if match is None:
+            return False
+        if request.method == "ACK":
+            match._ackReceived(request)
+        else:
+            match._requestRetransmitted(request)
+        return True
+
     def matchCancel(self, cancel):
         """
         Return the server INVITE transaction that the CANCEL request

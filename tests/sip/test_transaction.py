@@ -599,6 +599,24 @@ class ServerInviteTransactionTests(SynchronousTestCase):
         self.assertEqual(len(h.user.calls), 1)
         self.assertEqual(h.layer.retransmissionsAbsorbed, 2)
 
+    def test_absorb(self):
+        """
+        L{TransactionLayer.absorb} takes a retransmission of a running
+        transaction (answering it with the last response) and leaves a new
+        request alone.
+        """
+        h = Harness()
+        invite = request()
+        self.assertFalse(h.layer.absorb(invite))
+        self.assertEqual(h.user.calls, [])
+        st = self.receive(h, invite)
+        ringing = respond(invite, 180)
+        st.respond(ringing)
+        self.assertTrue(h.layer.absorb(request()))
+        self.assertEqual(h.sent(), [ringing, ringing])
+        self.assertEqual(len(h.user.calls), 1)
+        self.assertFalse(h.layer.absorb(request(branch="z9hG4bKother")))
+
     def test_timerGAndH(self):
         """
         Over UDP a 300-699 response is retransmitted at intervals doubling
