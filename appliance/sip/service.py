@@ -15,8 +15,6 @@ import secrets
 import socket
 
 from twisted.application import service
-from twisted.internet import error as netError
-from twisted.internet import ssl
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
 from twisted.names import client
 from twisted.logger import Logger
@@ -37,22 +35,16 @@ from appliance.sip.message import (
 from appliance.sip.proxy import Proxy, hostTargets, isAddress, transportOf
 from appliance.sip.registrar import Registrar
 from appliance.sip.routing import CallRules, Router
+from appliance.sip.stack import ListenError, TransportSettings, listenSIP  # noqa: F401 (ListenError: re-exported)
 from appliance.sip.transaction import TimerSettings, TransactionLayer
 from appliance.sip.transport import (
     ipAddress,
     StreamTransport,
-    UDPTransport,
     replaceTopVia,
     stampReceived,
 )
 
 _log = Logger(observer=logs.observer)
-
-
-class ListenError(Exception):
-    """
-    A configured listen address could not be bound.
-    """
 
 
 def _safeReason(text):
@@ -247,6 +239,9 @@ class SIPService(service.Service):
         self._reactor = reactor
         self.stats = stats
         self._tlsOptions = tlsOptions
+        self._transportSettings = TransportSettings(
+            config.max_message_size, config.tcp_idle_timeout, config.max_connections
+        )
         self.localAddresses = LocalAddresses()
         self.ports = []
         self.transports = []
@@ -355,34 +350,9 @@ class SIPService(service.Service):
             raise
 
     def _listen(self, address):
-        interface = address.interface
-        try:
-            if address.kind == "udp":
-                transport = UDPTransport(self.controller, self.config.max_message_size)
-                port = self._reactor.listenUDP(
-                    address.port, transport, interface=interface,
-                    # One byte more than allowed, so that an oversized
-                    # datagram is seen as such (413), not cut short.
-                    maxPacketSize=self.config.max_message_size + 1,
-                )
-            else:
-                transport = StreamTransport(
-                    self.controller, self._reactor, name=address.kind.upper(),
-                    maxSize=self.config.max_message_size,
-                    idleTimeout=self.config.tcp_idle_timeout,
-                    maxConnections=self.config.max_connections,
-                    clientTLS=self._clientTLS,
-                )
-                if address.kind == "tls":
-                    port = self._reactor.listenSSL(
-                        address.port, transport, self._tlsOptions(), interface=interface
-                    )
-                else:
-                    port = self._reactor.listenTCP(address.port, transport, interface=interface)
-                transport.listening(port)
-        except netError.CannotListenError as e:
-            reason = e.socketError.strerror if hasattr(e.socketError, "strerror") else e.socketError
-            raise ListenError("[sip] listen: cannot listen on %s: %s" % (address, reason))
+        port, transport = listenSIP(
+            self._reactor, address, self.controller, self._transportSettings, self._tlsOptions
+        )
         self.localAddresses.addBinding(port.getHost().host)
         self.ports.append(port)
         self.transports.append(transport)
@@ -393,9 +363,6 @@ class SIPService(service.Service):
             "SIP listening on {kind} {host}:{port}",
             kind=address.kind.upper(), host=host.host, port=host.port,
         )
-
-    def _clientTLS(self, hostname):
-        return ssl.optionsForClientTLS(hostname)
 
     def startService(self):
         service.Service.startService(self)

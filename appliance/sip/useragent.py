@@ -1,0 +1,511 @@
+"""
+The user agent core (RFC 3261 sections 8, 12 to 15): the transaction user of
+the appliance's own SIP user agents (echo, conference, and later voicemail
+and the PSAP controller).
+
+L{UserAgent} owns the dialogs of one SIP stack.  A new INVITE becomes a
+L{Call} handed to the application (C{onIncoming(call)}), which rings,
+answers or rejects it; the core does the rest: the dialog, 2xx
+retransmission until the ACK arrives and the BYE when it never does
+(section 13.3.1.4), CANCEL (section 9.2), BYE in both directions (section
+15), and re-INVITEs (section 14) with their offer / answer, refused with 491
+while another is pending (glare, section 14.1).
+"""
+
+import random
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from appliance import logs
+from appliance.interfaces import ITransactionUser
+from appliance.sip.dialog import CONFIRMED, EARLY, TERMINATED, Dialog, DialogError
+from appliance.sip.dispatcher import newTag, unsupportedExtensions
+from appliance.sip.message import ParseError, Response, makeResponse
+from appliance.sip.sdp import SDPError, parseSDP
+
+_log = Logger(observer=logs.observer)
+
+#: Methods the user agents accept (RFC 3261 section 20.5).
+ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO")
+
+# Call states, seen from the application.
+INCOMING, RINGING, ACTIVE, ENDED = "incoming", "ringing", "active", "ended"
+
+
+class CallError(Exception):
+    """
+    An operation the call's state does not allow.
+    """
+
+
+def _sdpOf(message):
+    """
+    The session description of a message body, C{None} without one.
+
+    @raise SDPError: a body that is not a valid application/sdp.
+    """
+    if not message.body:
+        return None
+    contentType = (message.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if contentType != "application/sdp":
+        raise SDPError("unsupported body type %r" % (contentType[:40],))
+    return parseSDP(message.body)
+
+
+class Call:
+    """
+    One call of a user agent, as the UAS (RFC 3261 sections 13.3 and 14.2).
+
+    The application sets the callbacks it wants:
+      - C{onAnswered()}: the ACK arrived, media may flow;
+      - C{onReinvite(offer)}: a re-INVITE's L{appliance.sip.sdp.SessionDescription}
+        (or C{None}); return the answer's bytes, or raise L{SDPError} for 488;
+      - C{onInfo(request)}: an INFO inside the dialog; return a status (200);
+      - C{onEnded(reason)}: the call is over (C{"bye"}, C{"cancelled"},
+        C{"no ack"}, C{"hangup"}, C{"rejected"}, C{"shutdown"}).
+
+    @ivar offer: the INVITE's session description, or C{None} (late offer:
+        the answer to our offer comes in the ACK, as C{ackOffer}).
+    @ivar state: C{incoming}, C{ringing}, C{active} or C{ended}.
+    """
+
+    onAnswered = onReinvite = onInfo = onEnded = None
+    _answered = False
+    _byeWhenAcked = None
+
+    def __init__(self, agent, request, serverTransaction, offer):
+        self._agent = agent
+        self.request = request
+        self._transaction = serverTransaction
+        self.offer = offer
+        self.answerBody = None
+        self.ackBody = None
+        self.state = INCOMING
+        self.dialog = Dialog.forServer(request, newTag(), agent.contact)
+        self.source = serverTransaction.source
+        self._retransmit = None
+        self._ackTimer = None
+        self._reinviting = False
+        self.uri = request.uri
+
+    @property
+    def callId(self):
+        return self.dialog.callId
+
+    def _respond(self, code, reason=None, body=b"", headers=()):
+        response = makeResponse(self.request, code, reason, toTag=self.dialog.localTag)
+        if 100 < code < 300:
+            # RFC 3261 section 12.1.1: the route set goes back to the caller.
+            for value in self.request.headers.getAll("Record-Route"):
+                response.headers.add("Record-Route", value)
+            response.headers.add("Contact", self._agent.contact)
+        for name, value in headers:
+            response.headers.add(name, value)
+        if body:
+            response.headers.add("Content-Type", "application/sdp")
+            response.body = body
+        self._agent.stats.increment("responses.out.%dxx" % (code // 100,))
+        self._transaction.respond(response)
+        return response
+
+    def ring(self):
+        """
+        Send 180 (Ringing), creating the early dialog (RFC 3261 section 13.3.1.1).
+        """
+        if self.state not in (INCOMING, RINGING):
+            raise CallError("cannot ring a call that is %s" % (self.state,))
+        self.state = RINGING
+        self._respond(180)
+
+    def answer(self, body):
+        """
+        Answer with 200 and the session description C{body}; it is sent
+        again on timer T1, doubling up to T2, until the ACK arrives, and the
+        call ends with a BYE if none arrives within 64*T1 (RFC 3261 section
+        13.3.1.4).
+        """
+        if self.state not in (INCOMING, RINGING):
+            raise CallError("cannot answer a call that is %s" % (self.state,))
+        self.state = ACTIVE
+        self.answerBody = body
+        self.dialog.confirm()
+        response = self._respond(200, body=body)
+        timers = self._agent.timers
+        if not self._transaction.transport.reliable:
+            self._scheduleRetransmit(response, timers.T1)
+        self._ackTimer = self._agent.clock.callLater(64 * timers.T1, self._noAck)
+
+    def _scheduleRetransmit(self, response, interval):
+        def again():
+            self._transaction.respond(response)
+            self._scheduleRetransmit(response, min(2 * interval, self._agent.timers.T2))
+
+        self._retransmit = self._agent.clock.callLater(interval, again)
+
+    def _stopTimers(self):
+        for name in ("_retransmit", "_ackTimer"):
+            call = getattr(self, name)
+            if call is not None and call.active():
+                call.cancel()
+            setattr(self, name, None)
+
+    def _noAck(self):
+        self._ackTimer = None
+        _log.info("no ACK for the 200 of call {callId}: hanging up", callId=self.callId)
+        self._stopTimers()
+        d = self._sendBye()
+        if self._byeWhenAcked is not None:
+            d.chainDeferred(self._byeWhenAcked)
+        self._end("no ack")
+
+    def reject(self, code=486, reason=None, headers=()):
+        """
+        Refuse the call with a final response of 300 or more.
+        """
+        if self.state not in (INCOMING, RINGING):
+            raise CallError("cannot reject a call that is %s" % (self.state,))
+        self._respond(code, reason, headers=headers)
+        self._end("rejected")
+
+    def hangup(self):
+        """
+        End the call: BYE once answered, 480 before (RFC 3261 section 15).
+        Returns a L{Deferred} that fires when the BYE is answered.
+        """
+        if self.state == ENDED:
+            return succeed(None)
+        if self.state in (INCOMING, RINGING):
+            self._respond(480)
+            self._end("hangup")
+            return succeed(None)
+        if self._ackTimer is not None:
+            # RFC 3261 section 15: no BYE before the ACK (or its timeout).
+            if self._byeWhenAcked is None:
+                self._byeWhenAcked = Deferred()
+            return self._byeWhenAcked
+        self._stopTimers()
+        d = self._sendBye()
+        self._end("hangup")
+        return d
+
+    def _sendBye(self):
+        bye = self.dialog.createRequest("BYE")
+        return self._agent.send(bye, self)
+
+    def _ackReceived(self, ack):
+        if self._ackTimer is None and self._retransmit is None:
+            return  # a retransmitted ACK
+        self._stopTimers()
+        if self._byeWhenAcked is not None:
+            # hangup() before the ACK: the BYE waits for it (RFC 3261 section 15).
+            self._sendBye().chainDeferred(self._byeWhenAcked)
+            self._end("hangup")
+            return
+        if ack.body:
+            self.ackBody = ack.body
+        if self.onAnswered is not None and not self._answered:
+            self._answered = True
+            self.onAnswered()
+
+    def _requestReceived(self, request, transaction):
+        """
+        A request inside the dialog (RFC 3261 section 12.2.2).
+        """
+        method = request.method
+        try:
+            self.dialog.receiveRequest(request)
+        except DialogError as e:
+            self._agent.respond(transaction, request, e.status, e.reason)
+            return
+        if method == "BYE":
+            self._agent.respond(transaction, request, 200)
+            if self.state in (INCOMING, RINGING):
+                # RFC 3261 section 15.1.2: the INVITE ends with 487.
+                self._respond(487)
+            self._stopTimers()
+            self._end("bye")
+        elif method == "INVITE":
+            self._reinvite(request, transaction)
+        elif method == "INFO":
+            status = 200
+            if self.onInfo is not None:
+                status = self.onInfo(request) or 200
+            self._agent.respond(transaction, request, status)
+        elif method == "OPTIONS":
+            self._agent.respond(transaction, request, 200, headers=self._agent.capabilities())
+        else:
+            self._agent.respond(transaction, request, 501, headers=self._agent.capabilities())
+
+    def _reinvite(self, request, transaction):
+        """
+        RFC 3261 section 14.2: a second re-INVITE while one is pending gets
+        491; an unacceptable offer 488 and the session stays as it was.
+        """
+        if self.state in (INCOMING, RINGING):
+            # RFC 3261 section 14.2: not before the INVITE's final response.
+            self._agent.respond(transaction, request, 500,
+                                headers=(("Retry-After", str(random.randint(0, 10))),))
+            return
+        if self._reinviting or self._ackTimer is not None:
+            self._agent.respond(transaction, request, 491, headers=(("Retry-After", str(random.randint(1, 2))),))
+            return
+        try:
+            offer = _sdpOf(request)
+            body = self.onReinvite(offer) if self.onReinvite is not None else self.answerBody
+        except SDPError as e:
+            self._agent.respond(transaction, request, 488, e.reason)
+            return
+        self._reinviting = True
+        response = makeResponse(request, 200, toTag=self.dialog.localTag)
+        for value in request.headers.getAll("Record-Route"):
+            response.headers.add("Record-Route", value)
+        response.headers.add("Contact", self._agent.contact)
+        if body:
+            response.headers.add("Content-Type", "application/sdp")
+            response.body = body
+            self.answerBody = body
+        transaction.respond(response)
+        self._agent.stats.increment("responses.out.2xx")
+        self._transaction = transaction
+        if not transaction.transport.reliable:
+            self._scheduleRetransmit(response, self._agent.timers.T1)
+        self._ackTimer = self._agent.clock.callLater(64 * self._agent.timers.T1, self._noAck)
+
+    def _reinviteAcked(self):
+        self._reinviting = False
+
+    def _cancelled(self):
+        """
+        RFC 3261 section 9.2: a CANCEL before the final response ends the
+        call with 487.
+        """
+        if self.state in (INCOMING, RINGING):
+            self._respond(487)
+            self._end("cancelled")
+
+    def _end(self, reason):
+        if self.state == ENDED:
+            return
+        self.state = ENDED
+        self.dialog.terminate()
+        self._stopTimers()
+        self._agent._forget(self)
+        _log.info("call {callId} ended: {reason}", callId=self.callId, reason=reason)
+        if self.onEnded is not None:
+            self.onEnded(reason)
+
+
+@implementer(ITransactionUser)
+class UserAgent:
+    """
+    The core of one SIP user agent stack.
+
+    @param clock: an L{IReactorTime}.
+    @param transactions: the stack's L{appliance.sip.transaction.TransactionLayer}
+        (set after construction, as the layer needs its user first).
+    @param transports: C{{name: ISIPTransport}} of the stack.
+    @param resolve: C{resolve(uri)} giving a L{Deferred} list of C{(transport, host, port)}.
+    @param contact: the Contact header value of this agent (C{<sip:...>}).
+    @param onIncoming: C{onIncoming(call)} for each new INVITE; it must
+        ring, answer or reject the L{Call} (raising refuses it with 500).
+    @param stats: an L{appliance.stats.Statistics}.
+    @param accepts: C{accepts(uri)}: whether this agent serves the
+        Request-URI of a new INVITE (404 otherwise).
+    """
+
+    def __init__(self, clock, transports, resolve, contact, onIncoming, stats,
+                 timers, accepts=lambda uri: True):
+        self.clock = clock
+        self.transactions = None
+        self.transports = transports
+        self._resolve = resolve
+        self.contact = contact
+        self._onIncoming = onIncoming
+        self._accepts = accepts
+        self.stats = stats
+        self.timers = timers
+        self._calls = {}
+        self._byInvite = {}
+        self._clients = {}
+        stats.gauge("calls.active", lambda: len(self._calls))
+
+    @property
+    def calls(self):
+        """
+        The calls in progress.
+        """
+        return list(self._calls.values())
+
+    def capabilities(self):
+        return (("Allow", ", ".join(ALLOWED)), ("Accept", "application/sdp"))
+
+    def respond(self, transaction, request, code, reason=None, headers=()):
+        response = makeResponse(request, code, reason, toTag=newTag() if code >= 200 else None)
+        for name, value in headers:
+            response.headers.add(name, value)
+        self.stats.increment("responses.out.%dxx" % (code // 100,))
+        transaction.respond(response)
+        return response
+
+    # ITransactionUser --------------------------------------------------------
+
+    def requestReceived(self, request, serverTransaction):
+        if serverTransaction is None:
+            self._ackReceived(request)
+            return
+        method = request.method
+        try:
+            if method == "CANCEL":
+                self._cancel(request, serverTransaction)
+            elif request.toAddress().tag is not None:
+                self._inDialog(request, serverTransaction)
+            elif method == "INVITE":
+                self._invite(request, serverTransaction)
+            elif method == "OPTIONS":
+                self.respond(serverTransaction, request, 200, headers=self.capabilities())
+            elif method in ALLOWED:
+                self.respond(serverTransaction, request, 481 if method == "BYE" else 405,
+                             headers=self.capabilities())
+            else:
+                self.respond(serverTransaction, request, 501, headers=self.capabilities())
+        except ParseError as e:
+            self.respond(serverTransaction, request, e.status, e.reason)
+
+    def responseReceived(self, response, clientTransaction):
+        handler = self._clients.pop(clientTransaction, None)
+        if handler is not None and response.code >= 200:
+            handler.callback(response)
+        elif handler is not None:
+            self._clients[clientTransaction] = handler
+
+    def transactionTimedOut(self, transaction):
+        self._clientFailed(transaction, 408)
+
+    def transportFailed(self, transaction):
+        self._clientFailed(transaction, 503)
+
+    def _clientFailed(self, transaction, code):
+        handler = self._clients.pop(transaction, None)
+        if handler is not None:
+            handler.callback(Response(code, "Local " + str(code)))
+
+    # Incoming ------------------------------------------------------------------
+
+    def _invite(self, request, transaction):
+        unsupported = unsupportedExtensions(request)
+        if unsupported:
+            self.respond(transaction, request, 420, headers=(("Unsupported", ", ".join(unsupported)),))
+            return
+        if not self._accepts(request.uri):
+            self.respond(transaction, request, 404)
+            return
+        contentType = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if request.body and contentType != "application/sdp":
+            # RFC 3261 section 8.2.3.
+            self.respond(transaction, request, 415, headers=(("Accept", "application/sdp"),))
+            return
+        try:
+            offer = _sdpOf(request)
+        except SDPError as e:
+            self.respond(transaction, request, 488, e.reason)
+            return
+        call = Call(self, request, transaction, offer)
+        self._calls[call.dialog.id] = call
+        self._byInvite[transaction] = call
+        self.stats.increment("calls.incoming")
+        try:
+            self._onIncoming(call)
+        except Exception:
+            _log.failure("handling a new call")
+            if call.state in (INCOMING, RINGING):
+                call.reject(500)
+
+    def _inDialog(self, request, transaction):
+        call = self._find(request)
+        if call is None:
+            self.respond(transaction, request, 481)
+            return
+        call._requestReceived(request, transaction)
+
+    def _find(self, request):
+        try:
+            key = (request.callId, request.toAddress().tag, request.fromAddress().tag)
+        except ParseError:
+            return None
+        return self._calls.get(key)
+
+    def _ackReceived(self, ack):
+        call = self._find(ack)
+        if call is None:
+            return
+        call._reinviteAcked()
+        call._ackReceived(ack)
+
+    def _cancel(self, request, transaction):
+        invite = transaction.cancelledInvite()
+        if invite is None:
+            self.respond(transaction, request, 481)
+            return
+        # RFC 3261 section 9.2: 200 whenever a transaction matches; only an
+        # unanswered call is ended.
+        self.respond(transaction, request, 200)
+        call = self._byInvite.get(invite)
+        if call is not None:
+            call._cancelled()
+
+    def _forget(self, call):
+        self._calls.pop(call.dialog.id, None)
+        for transaction, value in list(self._byInvite.items()):
+            if value is call:
+                del self._byInvite[transaction]
+
+    # Outgoing ------------------------------------------------------------------
+
+    def send(self, request, call=None):
+        """
+        Send a request inside a dialog to its next hop; the L{Deferred}
+        fires with the final response (a local 408 or 503 on failure).
+        """
+        d = Deferred()
+        hop = call.dialog.nextHop() if call is not None else request.uri
+
+        def resolved(destinations):
+            for transportName, host, port in destinations:
+                transport = self.transports.get(transportName)
+                if transport is None:
+                    continue
+                via = request.headers.get("Via").replace("SIP/2.0/UDP", "SIP/2.0/" + transportName, 1)
+                request.headers.replaceFirst("Via", via)
+                transaction = self.transactions.sendRequest(request, transport, (host, port))
+                self._clients[transaction] = d
+                return
+            d.callback(Response(503, "No route"))
+
+        def failed(failure):
+            _log.info("cannot send {method}: {error}", method=request.method, error=failure.value)
+            d.callback(Response(503, "No route"))
+
+        maybeDeferred(self._resolve, hop).addCallback(resolved).addErrback(failed)
+        return d
+
+    def stop(self):
+        """
+        End every call (BYE for answered ones) and forget them.
+        """
+        for call in list(self._calls.values()):
+            if call.state == ACTIVE:
+                call._stopTimers()
+                call._sendBye()
+                call._end("shutdown")
+            elif call.state in (INCOMING, RINGING):
+                call._respond(503)
+                call._end("shutdown")
+        for d in list(self._clients.values()):
+            d.callback(Response(503, "Shutting down"))
+        self._clients.clear()
+
+
+__all__ = ["UserAgent", "Call", "CallError", "ALLOWED", "INCOMING", "RINGING", "ACTIVE", "ENDED",
+           "EARLY", "CONFIRMED", "TERMINATED"]
