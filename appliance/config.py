@@ -20,7 +20,7 @@ from appliance.configvalues import ListenAddress, parseListenAddress
 
 #: The services the appliance knows, in start-up order. A name from the
 #: design that this version does not ship yet is refused with a clear error.
-AVAILABLE_SERVICES = ("sip", "rtsp", "drm", "dbus", "snmp")
+AVAILABLE_SERVICES = ("sip", "rtsp", "conference", "drm", "dbus", "snmp")
 PLANNED_SERVICES = ("voicemail", "psap", "web")
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -123,6 +123,51 @@ class RTSPConfig:
     max_headers: int = 64
     max_body_size: int = 65536
     operators: tuple = ()
+
+
+@attrs.frozen
+class ConferenceConfig:
+    """
+    The C{[conference]} section: the echo test and the conference bridge, a
+    SIP user agent of its own that the proxy routes C{echo@} and
+    C{<prefix><room>@} of our domains to.
+    """
+
+    listen: tuple = (
+        ListenAddress("udp", 5070, "127.0.0.1"),
+        ListenAddress("tcp", 5070, "127.0.0.1"),
+    )
+    rtp_ports: tuple = (31000, 31999)
+    media_address: str = ""
+    echo: str = "echo"
+    prefix: str = "conf-"
+    max_participants: int = 50
+    mute_digit: str = "*"
+    record: bool = False
+
+
+def _userPart(text):
+    value = text.strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=%-]+", value):
+        raise ValueError("%r is not a SIP user part" % (text,))
+    return value
+
+
+def _dtmfDigit(text):
+    value = text.strip().upper()
+    if len(value) != 1 or value not in "0123456789*#ABCD":
+        raise ValueError("%r is not one DTMF digit (0-9, *, #, A-D)" % (text,))
+    return value
+
+
+def _mediaAddress(text):
+    value = text.strip()
+    if value:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("%r is not an IP address" % (text,))
+    return value
 
 
 @attrs.frozen
@@ -243,6 +288,7 @@ class Config:
     appliance: ApplianceConfig
     sip: SIPConfig
     rtsp: RTSPConfig = RTSPConfig()
+    conference: ConferenceConfig = ConferenceConfig()
     snmp: SNMPConfig = SNMPConfig()
     dbus: DBusConfig = DBusConfig()
     drm: DRMConfig = DRMConfig()
@@ -304,6 +350,19 @@ SCHEMA = {
             "max_headers": values.integer(8, 1000),
             "max_body_size": values.integer(1024, 16777216),
             "operators": values.words,
+        },
+    ),
+    "conference": (
+        ConferenceConfig,
+        {
+            "listen": values.sipListen,
+            "rtp_ports": values.portRange,
+            "media_address": _mediaAddress,
+            "echo": _userPart,
+            "prefix": _userPart,
+            "max_participants": values.integer(2, 1000),
+            "mute_digit": _dtmfDigit,
+            "record": values.boolean,
         },
     ),
     "dbus": (DBusConfig, {"bus": values.busAddress}),
@@ -416,6 +475,16 @@ def _checkConsistency(config):
             errors.append(
                 "%s [sip] redirect_domains: %s is not one of the domains"
                 % (config.path, domain)
+            )
+    conference = config.conference
+    if "conference" in config.appliance.services:
+        if not conference.echo and not conference.prefix:
+            errors.append(
+                "%s [conference] prefix: echo and prefix cannot both be empty" % (config.path,)
+            )
+        if not any(address.kind in ("udp", "tcp") for address in conference.listen):
+            errors.append(
+                "%s [conference] listen: needs a udp or tcp address" % (config.path,)
             )
     errors.extend(_snmpErrors(config))
     if bool(config.appliance.tls_cert) != bool(config.appliance.tls_key):

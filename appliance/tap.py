@@ -113,6 +113,8 @@ class ApplianceService(service.MultiService):
                 config.rtsp, reactor, self.stats["rtsp"], config.dataPath("media"),
                 self.users, config.sip.domains, self._realmFor,
             ).setServiceParent(self)
+        if "conference" in config.appliance.services:
+            self._addConference(config, reactor)
         if "drm" in config.appliance.services:
             from appliance.drm.service import DRMService
 
@@ -143,6 +145,31 @@ class ApplianceService(service.MultiService):
                 config.snmp, reactor,
                 ApplianceState(self.stats, self, config.appliance.services, __version__, reactor),
             ).setServiceParent(self)
+
+    def _addConference(self, config, reactor):
+        from appliance.conference.service import ConferenceService
+        from appliance.sip.routing import ServiceRoute
+        from appliance.stats import Statistics
+
+        self.stats["conference"] = Statistics("conference")
+        conference = ConferenceService(
+            config.conference, config.sip, reactor, self.stats["conference"], config.dataPath("media"),
+        )
+        conference.setServiceParent(self)
+        sip = self.namedServices.get("sip")
+        if sip is None:
+            return
+        kind = next(a.kind for a in config.conference.listen if a.kind in ("udp", "tcp"))
+
+        def locate():
+            host, port = conference.addressOf(kind)
+            if host in ("0.0.0.0", "::", ""):
+                host = "127.0.0.1"
+            return kind, host, port
+
+        for pattern in (config.conference.echo, config.conference.prefix and config.conference.prefix + "*"):
+            if pattern:
+                sip.router.serviceRoutes.append(ServiceRoute(pattern, locate))
 
     def _realmFor(self, domain):
         return self.config.sip.realm or domain

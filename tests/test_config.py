@@ -157,3 +157,56 @@ class ErrorTests(SynchronousTestCase):
         """
         error = self.assertRaises(ConfigError, config_from_string, "key = value\n", "x.conf")
         self.assertTrue(error.errors[0].startswith("x.conf:"))
+
+
+class ConferenceConfigTests(SynchronousTestCase):
+    """
+    The C{[conference]} section.
+    """
+
+    def test_defaults(self):
+        """
+        By default the conference user agent listens on 127.0.0.1:5070 over
+        UDP and TCP, serves echo@ and conf-* rooms, and records nothing.
+        """
+        conference = config_from_string("").conference
+        self.assertEqual([str(a) for a in conference.listen],
+                         ["udp:5070:interface=127.0.0.1", "tcp:5070:interface=127.0.0.1"])
+        self.assertEqual((conference.echo, conference.prefix, conference.record), ("echo", "conf-", False))
+        self.assertEqual(conference.rtp_ports, (31000, 31999))
+        self.assertEqual(conference.mute_digit, "*")
+
+    def test_typedValues(self):
+        """
+        Every key is parsed to its type.
+        """
+        conference = config_from_string(
+            "[conference]\nlisten = tcp:5080\nrtp_ports = 40000-40099\nmedia_address = ::1\n"
+            "echo = echotest\nprefix = room-\nmax_participants = 10\nmute_digit = #\nrecord = yes\n"
+        ).conference
+        self.assertEqual(str(conference.listen[0]), "tcp:5080")
+        self.assertEqual(conference.rtp_ports, (40000, 40099))
+        self.assertEqual((conference.media_address, conference.echo, conference.prefix),
+                         ("::1", "echotest", "room-"))
+        self.assertEqual((conference.max_participants, conference.mute_digit, conference.record),
+                         (10, "#", True))
+
+    def test_errorsTogether(self):
+        """
+        Bad values are all reported, each naming the section and key.
+        """
+        error = self.assertRaises(
+            ConfigError, config_from_string,
+            "[conference]\nmedia_address = pbx.example.test\nmute_digit = 12\nprefix = a b\n"
+            "max_participants = 1\n",
+        )
+        text = "\n".join(error.errors)
+        for key in ("media_address", "mute_digit", "prefix", "max_participants"):
+            self.assertIn("[conference] %s:" % (key,), text)
+
+    def test_nothingToServe(self):
+        """
+        A conference service with neither echo nor rooms is refused.
+        """
+        error = self.assertRaises(ConfigError, config_from_string, "[conference]\necho =\nprefix =\n")
+        self.assertIn("[conference] prefix: echo and prefix cannot both be empty", error.errors[0])

@@ -17,6 +17,7 @@ voicemail deposit address.
 """
 
 import attrs
+from twisted.internet.defer import succeed
 
 from appliance.sip.message import URI, ParseError
 from appliance.sip.proxy import DEFAULT_PORTS, Target, groupsByQ, transportOf
@@ -179,6 +180,34 @@ def _ruleTarget(target):
     return Target(uri=URI.parse(target))
 
 
+class ServiceRoute:
+    """
+    A user part served by one of the appliance's own user agents rather
+    than by a user: C{echo}, or every C{conf-*} room.
+
+    @param pattern: the user part, or a prefix ending in C{*}.
+    @param locate: C{locate()} returning the user agent's C{(transport,
+        host, port)}, asked at each request (its port may be known only
+        once it listens).
+    """
+
+    def __init__(self, pattern, locate):
+        self.pattern = pattern
+        self._prefix = pattern[:-1] if pattern.endswith("*") else None
+        self._locate = locate
+
+    def matches(self, user):
+        if self._prefix is not None:
+            return user.startswith(self._prefix) and len(user) > len(self._prefix)
+        return user == self.pattern
+
+    def target(self, user):
+        transport, host, port = self._locate()
+        params = () if transport.lower() == "udp" else (("transport", transport.lower()),)
+        host = "[%s]" % (host,) if ":" in host else host
+        return Target(uri=URI("sip", user=user, host=host, port=port, params=params))
+
+
 class Router:
     """
     Decides where requests for users of our domains go.
@@ -186,18 +215,24 @@ class Router:
     @param location: the L{appliance.sip.location.LocationService}.
     @param rules: L{CallRules}.
     @param redirectDomains: domains answered in redirect mode.
+    @param serviceRoutes: L{ServiceRoute}s, checked before the users.
     """
 
-    def __init__(self, location, rules, redirectDomains=()):
+    def __init__(self, location, rules, redirectDomains=(), serviceRoutes=()):
         self._location = location
         self._rules = rules
         self._redirectDomains = frozenset(redirectDomains)
+        self.serviceRoutes = list(serviceRoutes)
 
     def route(self, request, aor):
         """
         Return a L{Deferred} firing with the L{Decision} for a request to
         C{aor} (RFC 3261 section 16.5).
         """
+        user = aor.rpartition("@")[0]
+        for service in self.serviceRoutes:
+            if service.matches(user):
+                return succeed(Decision(groups=([service.target(user)],)))
         d = self._rules.lookup(aor)
         d.addCallback(self._decide, request, aor)
         return d

@@ -33,7 +33,7 @@ PSAP = OBJECTS + (7,)
 NOTIFY_OBJECTS = OBJECTS + (8,)
 
 #: applServiceTable rows, at fixed indices 1, 2, ...
-SERVICES = ("sip", "rtsp", "voicemail", "drm", "psap", "web", "snmp", "dbus")
+SERVICES = ("sip", "rtsp", "voicemail", "drm", "psap", "web", "snmp", "dbus", "conference")
 
 #: applServiceStatus values.
 RUNNING, STOPPED, FAILED, DISABLED = 1, 2, 3, 4

@@ -24,6 +24,7 @@ import time
 from twisted.trial.unittest import SkipTest
 
 from appliance.snmp import MIB_DIRECTORY
+from appliance.snmp.mib import SERVICES
 from tests.integration.harness import (
     LOOPBACK,
     ApplianceNotReady,
@@ -276,7 +277,8 @@ class SNMPAgentTests(ApplianceTestCase):
         out = self.snmpOK("snmpbulkwalk", "APPLIANCE-MIB::applServiceTable", version="3")
         self.assertIn("APPLIANCE-MIB::applServiceName.1 = STRING: sip", out)
         self.assertIn("APPLIANCE-MIB::applServiceStatus.7 = INTEGER: running(1)", out)
-        self.assertEqual(len(re.findall(r"applServiceStatus\.\d+ =", out)), 8)
+        self.assertIn("APPLIANCE-MIB::applServiceName.9 = STRING: conference", out)
+        self.assertEqual(len(re.findall(r"applServiceStatus\.\d+ =", out)), len(SERVICES))
 
     def test_getV3AuthPriv(self):
         """

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from appliance.sip.location import Binding
 from appliance.sip.message import URI, makeResponse
 from appliance.sip.proxy import Target
-from appliance.sip.routing import RuleError, checkRule, flowOf
+from appliance.sip.routing import RuleError, ServiceRoute, checkRule, flowOf
 
 from tests.sip.test_proxy import BOB1, BOB2, BOB3, Harness, request
 
@@ -119,6 +119,23 @@ class RouterTests(SynchronousTestCase):
         """
         decision = self.decide()
         self.assertEqual((decision.status, decision.groups), (480, ()))
+
+    def test_serviceRoutes(self):
+        """
+        Service routes come before users: C{echo} exactly, C{conf-*} for any
+        room name (not the bare prefix), to the service's current address
+        and transport.
+        """
+        self.h.router.serviceRoutes = [
+            ServiceRoute("echo", lambda: ("udp", "127.0.0.1", 5070)),
+            ServiceRoute("conf-*", lambda: ("tcp", "::1", 5071)),
+        ]
+        self.assertEqual(self.decide("echo@example.test").groups,
+                         ([Target(uri=URI.parse("sip:echo@127.0.0.1:5070"))],))
+        self.assertEqual(self.decide("conf-sales@example.test").groups,
+                         ([Target(uri=URI.parse("sip:conf-sales@[::1]:5071;transport=tcp"))],))
+        self.assertEqual(self.decide("conf-@example.test").status, 404)
+        self.assertEqual(self.decide("echoes@example.test").status, 404)
 
     def test_unregisteredRule(self):
         """

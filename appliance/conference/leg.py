@@ -1,0 +1,125 @@
+"""
+One call leg's media as a user agent sees it: the RFC 3264 offer / answer
+that sets it up and changes it (hold, resume, a new address), and the RTP
+endpoint it drives.
+
+A L{MediaLeg} answers the INVITE's offer with G.711 (the offerer's
+preference between PCMU and PCMA) and RFC 4733 telephone-event, sends to
+the address and port the offer names when the direction lets it, sorts
+incoming RTP into audio and DTMF, and answers later offers (re-INVITE) with
+the same session id and the next version (RFC 3264 section 8).
+"""
+
+import random
+
+from appliance.media.dtmf import DTMFReceiver
+from appliance.media.endpoint import RTPEndpoint, localAddressTowards
+from appliance.sip import sdp
+
+AUDIO_CODECS = ("PCMU", "PCMA")
+
+
+class MediaLeg:
+    """
+    @param ports: the L{appliance.media.endpoint.RTPPortRange}.
+    @param address: the address to announce and receive on (C{""}: the
+        local address that routes towards the offerer).
+    @param onAudio: C{onAudio(packet)} for each audio RTP packet.
+    @param onDigit: C{onDigit(digit)} for each RFC 4733 key press.
+    @ivar encoding: the negotiated G.711 law (C{"PCMU"} or C{"PCMA"}).
+    @ivar payloadType: its RTP payload type; C{dtmfPayloadType} that of
+        telephone-event, or C{None}.
+    @ivar sending: whether the current direction lets us send.
+    """
+
+    def __init__(self, ports, address="", onAudio=None, onDigit=None, onPacket=None):
+        self._ports = ports
+        self._address = address
+        self.onAudio = onAudio
+        self.onDigit = onDigit
+        self.onPacket = onPacket
+        self.endpoint = RTPEndpoint(self._received)
+        self._dtmf = DTMFReceiver(self._digit)
+        self._sessionId = random.randrange(1, 2 ** 31)
+        self._version = 0
+        self.encoding = self.payloadType = self.dtmfPayloadType = None
+        self.sending = False
+        self.localAddress = None
+
+    def accept(self, offer):
+        """
+        Answer C{offer} (a L{appliance.sip.sdp.SessionDescription}) and
+        apply it; return the answer's bytes.
+
+        @raise sdp.SDPError: nothing acceptable offered (answer 488).
+        """
+        if offer is None:
+            raise sdp.SDPError("no session description offered")
+        media, connection = self._audioSection(offer)
+        if self.localAddress is None:
+            host = connection.address.split("/")[0] if connection is not None else "127.0.0.1"
+            self.localAddress = self._address or localAddressTowards(
+                "127.0.0.1" if host in ("0.0.0.0", "::") else host)
+        if self.endpoint.port is None:
+            self.endpoint.open(self._ports)
+        answer = sdp.answer(
+            offer, self.localAddress, self.endpoint.localPort,
+            supportedCodecs=sdp.DEFAULT_CODECS,
+            sessionId=self._sessionId, sessionVersion=self._version,
+        )
+        self._version += 1
+        accepted = [section for section in answer.media if section.port]
+        if not accepted:
+            raise sdp.SDPError("no acceptable audio stream (G.711 over RTP/AVP)")
+        ours = accepted[0]
+        self._apply(offer, media, connection, ours, sdp.direction(answer, ours))
+        return answer.toBytes()
+
+    def _audioSection(self, offer):
+        for media in offer.media:
+            if media.media == "audio" and media.port and media.proto.upper() == "RTP/AVP":
+                return media, offer.connectionFor(media)
+        raise sdp.SDPError("no RTP/AVP audio stream offered")
+
+    def _apply(self, offer, media, connection, ours, direction):
+        self.payloadType = self.dtmfPayloadType = None
+        for rtpmap in ours.codecs():
+            name = rtpmap.key()[0]
+            if name in AUDIO_CODECS and self.payloadType is None:
+                self.encoding, self.payloadType = name, rtpmap.payloadType
+            elif name == "TELEPHONE-EVENT" and self.dtmfPayloadType is None:
+                self.dtmfPayloadType = rtpmap.payloadType
+        self.sending = direction in ("sendrecv", "sendonly")
+        host = connection.address.split("/")[0] if connection is not None else "0.0.0.0"
+        self.endpoint.setRemote(host, media.port if self.sending else 0)
+
+    def _received(self, packet):
+        if self.onPacket is not None:
+            self.onPacket(packet)
+        if packet.payloadType == self.payloadType:
+            if self.onAudio is not None:
+                self.onAudio(packet)
+        elif packet.payloadType == self.dtmfPayloadType and self.dtmfPayloadType is not None:
+            self._dtmf.packetReceived(packet)
+
+    def _digit(self, digit, duration):
+        if self.onDigit is not None:
+            self.onDigit(digit)
+
+    @property
+    def digits(self):
+        """
+        The number of key presses received.
+        """
+        return self._dtmf.events
+
+    def send(self, payload, timestamp, marker=False, payloadType=None):
+        """
+        Send one packet in the negotiated audio payload type (or another).
+        """
+        if self.sending:
+            self.endpoint.send(self.payloadType if payloadType is None else payloadType,
+                               payload, timestamp, marker)
+
+    def close(self):
+        return self.endpoint.close()

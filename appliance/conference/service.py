@@ -1,0 +1,203 @@
+"""
+The conference service: a SIP user agent on its own port hosting the echo
+test and the conference bridge.
+
+The SIP proxy routes C{echo@<domain>} and C{<prefix><room>@<domain>} of its
+domains here (L{appliance.sip.routing.ServiceRoute}); calls can also come
+straight to C{sip:<user>@<listen address>}.  Each answered call gets an RTP
+port pair from C{[conference] rtp_ports}.
+"""
+
+from twisted.application import service
+from twisted.internet.defer import gatherResults, maybeDeferred, succeed
+from twisted.logger import Logger
+
+from appliance import logs
+from appliance.conference.echo import EchoSession
+from appliance.conference.leg import MediaLeg
+from appliance.conference.room import Room, recordingId
+from appliance.media.endpoint import NoPortsAvailable, RTPPortRange
+from appliance.rtsp.store import MediaStore
+from appliance.sip.message import URI
+from appliance.sip.proxy import hostTargets, isAddress, transportOf
+from appliance.sip.sdp import SDPError
+from appliance.sip.service import SIPController
+from appliance.sip.stack import TransportSettings, listenSIP
+from appliance.sip.transaction import TimerSettings, TransactionLayer
+from appliance.sip.useragent import UserAgent
+
+_log = Logger(observer=logs.observer)
+
+_ROOM_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~")
+
+
+class ConferenceService(service.Service):
+    """
+    @param config: the C{[conference]} section.
+    @param sipConfig: the C{[sip]} section (timers, message size).
+    @param mediaRoot: C{<data_dir>/media}, for room recordings.
+    """
+
+    name = "conference"
+
+    def __init__(self, config, sipConfig, reactor, stats, mediaRoot):
+        self.config = config
+        self._reactor = reactor
+        self.stats = stats
+        self._settings = TransportSettings(
+            sipConfig.max_message_size, sipConfig.tcp_idle_timeout, sipConfig.max_connections)
+        self.rooms = {}
+        self.ports = []
+        self.transportsByName = {}
+        self._store = MediaStore(mediaRoot)
+        interface = config.media_address or ""
+        self._rtpPorts = RTPPortRange(reactor, config.rtp_ports[0], config.rtp_ports[1], interface)
+        self.agent = UserAgent(
+            reactor, self.transportsByName, self.resolve, "", self._incoming, stats,
+            TimerSettings(T1=sipConfig.t1, T2=sipConfig.t2, T4=sipConfig.t4), accepts=self.accepts,
+        )
+        self.transactions = TransactionLayer(reactor, self.agent, self.agent.timers)
+        self.agent.transactions = self.transactions
+        self.controller = SIPController(self.transactions, stats)
+        stats.gauge("conference.rooms", lambda: len(self.rooms))
+        stats.gauge("conference.participants", lambda: sum(len(room) for room in self.rooms.values()))
+        stats.gauge("transactions.active", lambda: self.transactions.activeTransactions)
+
+    # Routing -------------------------------------------------------------------
+
+    def roomName(self, user):
+        """
+        The room a user part names, or C{None}.
+        """
+        prefix = self.config.prefix
+        if not prefix or not user or not user.startswith(prefix):
+            return None
+        name = user[len(prefix):]
+        if not name or len(name) > 64 or not set(name) <= _ROOM_NAME_CHARACTERS:
+            return None
+        return name
+
+    def accepts(self, uri):
+        if not isinstance(uri, URI) or uri.user is None:
+            return False
+        return uri.user == self.config.echo or self.roomName(uri.user) is not None
+
+    def resolve(self, uri):
+        """
+        Where requests for C{uri} go: IP addresses only (dialogs come
+        through the proxy's Record-Route, which names an address).
+        """
+        if isinstance(uri, URI) and isAddress(uri.host):
+            return succeed(hostTargets(uri, transportOf(uri)))
+        return succeed([])
+
+    def addressOf(self, kind):
+        """
+        The C{(host, port)} of the first listening port of C{kind}.
+        """
+        for address, port in zip(self.config.listen, self.ports):
+            if address.kind == kind:
+                host = port.getHost()
+                return host.host, host.port
+        raise KeyError(kind)
+
+    # Calls ---------------------------------------------------------------------
+
+    def _incoming(self, call):
+        user = call.uri.user
+        room = None
+        if user != self.config.echo:
+            name = self.roomName(user)
+            room = self.rooms.get(name)
+            if room is not None and len(room) >= self.config.max_participants:
+                call.reject(486, "Room Full")
+                return
+        leg = MediaLeg(self._rtpPorts, self.config.media_address)
+        try:
+            answer = leg.accept(call.offer)
+        except SDPError as e:
+            leg.close()
+            call.reject(488, e.reason)
+            return
+        except NoPortsAvailable:
+            leg.close()
+            call.reject(503, "No media ports")
+            return
+        if user == self.config.echo:
+            self.stats.increment("calls.echo")
+            EchoSession(call, leg, self.stats)
+            call.answer(answer)
+            return
+        self.stats.increment("calls.conference")
+        if room is None:
+            room = self._openRoom(name)
+        call.answer(answer)
+        room.join(call, leg)
+
+    def _openRoom(self, name):
+        recorder = None
+        if self.config.record:
+            media = self._store.resolve("/conference/%s/%s.au" % (name, recordingId()))
+            recorder = self._store.openForRecord(media, "PCMU")
+            _log.info("recording room {room} to {path}", room=name, path=media.filename)
+        room = Room(name, self._reactor, self.stats, self.config.mute_digit, recorder,
+                    onEmpty=self._roomEmpty)
+        self.rooms[name] = room
+        self.stats.increment("conference.rooms.opened")
+        return room
+
+    def _roomEmpty(self, room):
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+
+    # Service -------------------------------------------------------------------
+
+    def privilegedStartService(self):
+        service.Service.privilegedStartService(self)
+        try:
+            for address in self.config.listen:
+                port, transport = listenSIP(
+                    self._reactor, address, self.controller, self._settings, section="conference")
+                self.ports.append(port)
+                self.transportsByName.setdefault(transport.name, transport)
+        except BaseException:
+            for port in self.ports:
+                port.stopListening()
+            self.ports = []
+            raise
+        host, port = self._contactAddress()
+        kind = self.config.listen[0].kind
+        params = "" if kind == "udp" else ";transport=%s" % (kind,)
+        self.agent.contact = "<sip:conference@%s:%d%s>" % (host, port, params)
+        for address, listening in zip(self.config.listen, self.ports):
+            bound = listening.getHost()
+            _log.info("conference listening on {kind} {host}:{port}",
+                      kind=address.kind.upper(), host=bound.host, port=bound.port)
+
+    def _contactAddress(self):
+        bound = self.ports[0].getHost()
+        host = bound.host
+        if host in ("0.0.0.0", "::", ""):
+            host = self.config.media_address or "127.0.0.1"
+        if ":" in host:
+            host = "[%s]" % (host,)
+        return host, bound.port
+
+    def startService(self):
+        service.Service.startService(self)
+        self.controller.ready = True
+
+    def stopService(self):
+        service.Service.stopService(self)
+        self.agent.stop()
+        for room in list(self.rooms.values()):
+            room.close()
+        self.rooms.clear()
+        self.controller.ready = False
+        self.transactions.stop()
+        for transport in self.transportsByName.values():
+            closeAll = getattr(transport, "closeAll", None)
+            if closeAll is not None:
+                closeAll()
+        ports, self.ports = self.ports, []
+        return gatherResults([maybeDeferred(port.stopListening) for port in ports])
