@@ -35,12 +35,18 @@ from tests.integration.harness import (
 )
 from tests.integration.sipp import PASSWORD, Registration, addUser, contactsOf
 
-_appliance = SharedAppliance(
-    configText=lambda appliance: sipConfig(
+def _config(appliance):
+    conferencePort = pickPorts(1)[0]
+    base = 33000 + 100 * (conferencePort % 40)
+    return sipConfig(
         appliance.dataDir, appliance.sipPort, appliance.tlsPort,
-        extra="digest_algorithms = MD5\n",
-    )
-)
+        extra="digest_algorithms = MD5\n"
+              "[conference]\nlisten = udp:%d:interface=127.0.0.1\nrtp_ports = %d-%d\n"
+              "media_address = 127.0.0.1\n" % (conferencePort, base, base + 99),
+    ).replace("services = sip\n", "services = sip conference\n")
+
+
+_appliance = SharedAppliance(configText=_config)
 
 BARESIP_LIFETIME = 40
 _MODULES = "/usr/lib/baresip/modules"
@@ -236,6 +242,44 @@ class BaresipTests(ApplianceTestCase):
                     return
             time.sleep(0.3)
         self.fail("%s did not register\n%s" % (phone.aor, self.describe(phone)))
+
+    def callService(self, phone, control, uri):
+        """
+        Dial C{uri} from C{phone} and wait until the call is established.
+        """
+        control.command("dial", uri)
+        event = control.waitForEvent({"CALL_ESTABLISHED", "CALL_CLOSED"})
+        if event is None or event["type"] != "CALL_ESTABLISHED":
+            self.fail("%s: not established: %r\n%s" % (uri, control.events, self.describe(phone)))
+
+    def test_baresipCallsEchoAndARoom(self):
+        """
+        baresip calls the echo test and then a conference room through the
+        proxy (authenticated with 407): both answer, and each hang-up is
+        answered along the Record-Route, leaving no call behind.
+        """
+        phone = self.phone("carol")
+        self.waitForBinding(phone)
+        control = ControlConnection(phone.controlPort)
+        self.addCleanup(control.close)
+        for uri in ("sip:echo@example.test", "sip:conf-baresip@example.test"):
+            self.callService(phone, control, uri)
+            time.sleep(1.0)
+            control.command("hangup")
+            closed = control.waitForEvent({"CALL_CLOSED"}, timeout=5)
+            self.assertIsNotNone(closed, control.events)
+        output = phone.output()
+        self.assertIn("Proxy-Authorization: Digest", output)
+        self.assertIn("m=audio", output)
+        self.assertNotIn("Request Terminated", output)
+        deadline = time.monotonic() + 5
+        while True:
+            # The log is written asynchronously: wait for both calls' ends.
+            log = self.appliance.logText(self._logStart)
+            if log.count("ended: bye") >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(log.count("ended: bye"), 2, log[-3000:])
 
     def test_baresipCallsBaresipThroughTheAppliance(self):
         """
