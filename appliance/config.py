@@ -144,12 +144,27 @@ class ConferenceConfig:
     max_participants: int = 50
     mute_digit: str = "*"
     record: bool = False
+    proxy: str = ""
 
 
 def _userPart(text):
     value = text.strip()
     if value and not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=%-]+", value):
         raise ValueError("%r is not a SIP user part" % (text,))
+    return value
+
+
+def _sipURI(text):
+    from appliance.sip.message import URI, ParseError
+
+    value = text.strip()
+    if value:
+        try:
+            uri = URI.parse(value)
+        except ParseError as e:
+            raise ValueError("%r is not a SIP URI: %s" % (text, e.reason))
+        if not isinstance(uri, URI) or uri.scheme not in ("sip", "sips"):
+            raise ValueError("%r is not a sip or sips URI" % (text,))
     return value
 
 
@@ -363,6 +378,7 @@ SCHEMA = {
             "max_participants": values.integer(2, 1000),
             "mute_digit": _dtmfDigit,
             "record": values.boolean,
+            "proxy": _sipURI,
         },
     ),
     "dbus": (DBusConfig, {"bus": values.busAddress}),

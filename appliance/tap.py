@@ -170,6 +170,21 @@ class ApplianceService(service.MultiService):
         for pattern in (config.conference.echo, config.conference.prefix and config.conference.prefix + "*"):
             if pattern:
                 sip.router.serviceRoutes.append(ServiceRoute(pattern, locate))
+        # The conference user agent is one of ours: the proxy does not
+        # challenge the calls it places (Kamailio's allow_trusted), and
+        # they go out through the proxy.
+        sip.dispatcher.trusted.append(lambda: locate()[1:])
+        if not config.conference.proxy:
+            def proxy():
+                try:
+                    host, port = sip.addressOf(kind)
+                except KeyError:
+                    return None
+                if host in ("0.0.0.0", "::", ""):
+                    host = "127.0.0.1"
+                return "sip:%s:%d;lr%s" % (host, port, "" if kind == "udp" else ";transport=" + kind)
+
+            conference.proxy = proxy
 
     def _realmFor(self, domain):
         return self.config.sip.realm or domain

@@ -210,3 +210,12 @@ class ConferenceConfigTests(SynchronousTestCase):
         """
         error = self.assertRaises(ConfigError, config_from_string, "[conference]\necho =\nprefix =\n")
         self.assertIn("[conference] prefix: echo and prefix cannot both be empty", error.errors[0])
+
+    def test_proxy(self):
+        """
+        The rooms' outbound proxy is a sip or sips URI, or empty.
+        """
+        self.assertEqual(config_from_string("[conference]\nproxy = sip:pbx.example.test;lr\n")
+                         .conference.proxy, "sip:pbx.example.test;lr")
+        error = self.assertRaises(ConfigError, config_from_string, "[conference]\nproxy = http://pbx\n")
+        self.assertIn("[conference] proxy:", error.errors[0])

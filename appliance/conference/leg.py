@@ -75,6 +75,36 @@ class MediaLeg:
         self._apply(offer, media, connection, ours, sdp.direction(answer, ours))
         return answer.toBytes()
 
+    def offer(self, towards="127.0.0.1"):
+        """
+        Our offer for a call we place (G.711 and telephone-event, RFC 3264
+        section 5), received on a new port pair; its answer goes to
+        L{applyAnswer}.
+        """
+        if self.localAddress is None:
+            self.localAddress = self._address or localAddressTowards(towards)
+        if self.endpoint.port is None:
+            self.endpoint.open(self._ports)
+        offer = sdp.makeOffer(self.localAddress, self.endpoint.localPort,
+                              sessionId=self._sessionId, sessionVersion=self._version)
+        self._version += 1
+        return offer.toBytes()
+
+    def applyAnswer(self, body):
+        """
+        Apply the answer to L{offer} (RFC 3264 section 6): the codecs it
+        kept, its address and port, its direction mirrored.
+
+        @raise sdp.SDPError: no usable audio stream in the answer.
+        """
+        answer = sdp.parseSDP(body)
+        media, connection = self._audioSection(answer)
+        theirs = sdp.direction(answer, media)
+        ours = {"recvonly": "sendonly", "sendonly": "recvonly"}.get(theirs, theirs)
+        self._apply(answer, media, connection, media, ours)
+        if self.payloadType is None:
+            raise sdp.SDPError("the answer keeps no G.711 codec")
+
     def _audioSection(self, offer):
         for media in offer.media:
             if media.media == "audio" and media.port and media.proto.upper() == "RTP/AVP":

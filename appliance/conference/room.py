@@ -43,6 +43,12 @@ class Room:
     def __len__(self):
         return len(self._members)
 
+    def hasCall(self, call):
+        """
+        Whether C{call} is a participant.
+        """
+        return any(member[0] is call for member in self._members.values())
+
     def join(self, call, leg):
         """
         Add an answered call; it leaves the room when it ends.

@@ -18,7 +18,8 @@ from appliance.conference.leg import MediaLeg
 from appliance.conference.room import Room, recordingId
 from appliance.media.endpoint import NoPortsAvailable, RTPPortRange
 from appliance.rtsp.store import MediaStore
-from appliance.sip.message import URI
+from appliance.sip.message import URI, Address
+from appliance.sip.refer import Transfers
 from appliance.sip.proxy import hostTargets, isAddress, transportOf
 from appliance.sip.sdp import SDPError
 from appliance.sip.service import SIPController
@@ -56,6 +57,10 @@ class ConferenceService(service.Service):
             reactor, self.transportsByName, self.resolve, "", self._incoming, stats,
             TimerSettings(T1=sipConfig.t1, T2=sipConfig.t2, T4=sipConfig.t4), accepts=self.accepts,
         )
+        self.agent.transfers = Transfers(self.agent, self._referred)
+        #: C{proxy()} gives the SIP URI of the outbound proxy for the calls
+        #: rooms place, or C{None} to send them straight to their target.
+        self.proxy = (lambda: config.proxy) if config.proxy else (lambda: None)
         self.transactions = TransactionLayer(reactor, self.agent, self.agent.timers)
         self.agent.transactions = self.transactions
         self.controller = SIPController(self.transactions, stats)
@@ -145,6 +150,51 @@ class ConferenceService(service.Service):
         self.rooms[name] = room
         self.stats.increment("conference.rooms.opened")
         return room
+
+    def _referred(self, session, target, request):
+        """
+        A REFER to a room leg: the room invites the referred party (RFC 4579
+        section 5.5); the referrer stays.  The echo test declines.
+        """
+        room = next((room for room in self.rooms.values() if room.hasCall(session)), None)
+        if room is None:
+            return None
+        if len(room) >= self.config.max_participants:
+            return None
+        leg = MediaLeg(self._rtpPorts, self.config.media_address)
+        try:
+            body = leg.offer()
+        except NoPortsAvailable:
+            leg.close()
+            return None
+        fromURI = Address.parse(session.dialog.localURI).uri
+        call = self.agent.invite(target.uri, str(fromURI), body, route=self.proxy(),
+                                 headers=(("Referred-By", request.headers.get("Referred-By")
+                                           or session.dialog.remoteURI),))
+        self.stats.increment("conference.invited")
+
+        def answered(call):
+            if self.rooms.get(room.name) is not room:
+                leg.close()
+                call.hangup()
+                return
+            try:
+                leg.applyAnswer(call.remoteBody or b"")
+            except SDPError as e:
+                _log.info("room {room}: unusable answer from {target}: {reason}", room=room.name,
+                          target=str(target.uri), reason=e.reason)
+                leg.close()
+                call.hangup()
+                return
+            room.join(call, leg)
+
+        def failed(failure):
+            leg.close()
+            return failure
+
+        call.result.addCallbacks(answered, failed)
+        call.result.addErrback(lambda failure: None)
+        return call
 
     def _roomEmpty(self, room):
         if self.rooms.get(room.name) is room:

@@ -89,6 +89,9 @@ class Dispatcher:
         self.router = router
         self._authenticate = authenticate
         self._realmFor = realmFor
+        #: Callables giving the C{(host, port)} of the appliance's own user
+        #: agents, whose requests are not challenged.
+        self.trusted = []
 
     def respond(self, serverTransaction, request, code, reason=None, headers=()):
         """
@@ -241,7 +244,7 @@ class Dispatcher:
                 return
         caller = request.fromAddress().uri
         callerIsOurs = self._isLocalDomain(caller) and request.method not in ("ACK", "CANCEL")
-        if callerIsOurs and self._authenticate is not None:
+        if callerIsOurs and self._authenticate is not None and not self._isTrusted(serverTransaction):
             d = self._authenticate(
                 request, self._realmFor(caller.host), serverTransaction.source,
                 proxy=True, domain=caller.host,
@@ -250,6 +253,18 @@ class Dispatcher:
         else:
             d = maybeDeferred(self._route, request, serverTransaction, callerIsOurs, routed)
         d.addErrback(self._failed, request, serverTransaction)
+
+    def _isTrusted(self, serverTransaction):
+        if serverTransaction.transport.name != "UDP":
+            return False
+        source = tuple(serverTransaction.source[:2])
+        for locate in self.trusted:
+            try:
+                if tuple(locate()) == source:
+                    return True
+            except KeyError:
+                continue
+        return False
 
     def _authenticated(self, result, request, serverTransaction, caller, routed):
         if result.status is not None:

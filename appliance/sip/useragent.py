@@ -28,10 +28,10 @@ from appliance.sip.sdp import SDPError, parseSDP
 _log = Logger(observer=logs.observer)
 
 #: Methods the user agents accept (RFC 3261 section 20.5).
-ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO")
+ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY")
 
 # Call states, seen from the application.
-INCOMING, RINGING, ACTIVE, ENDED = "incoming", "ringing", "active", "ended"
+INCOMING, RINGING, CALLING, ACTIVE, ENDED = "incoming", "ringing", "calling", "active", "ended"
 
 
 class CallError(Exception):
@@ -54,26 +54,208 @@ def _sdpOf(message):
     return parseSDP(message.body)
 
 
-class Call:
+class Session:
     """
-    One call of a user agent, as the UAS (RFC 3261 sections 13.3 and 14.2).
+    What both ends of a call share once a dialog exists (RFC 3261 sections
+    12 to 15): requests inside the dialog, re-INVITEs either way, BYE.
 
     The application sets the callbacks it wants:
-      - C{onAnswered()}: the ACK arrived, media may flow;
+      - C{onAnswered()}: the call is established (for a call we answered,
+        once its ACK arrived), media may flow;
       - C{onReinvite(offer)}: a re-INVITE's L{appliance.sip.sdp.SessionDescription}
         (or C{None}); return the answer's bytes, or raise L{SDPError} for 488;
       - C{onInfo(request)}: an INFO inside the dialog; return a status (200);
       - C{onEnded(reason)}: the call is over (C{"bye"}, C{"cancelled"},
         C{"no ack"}, C{"hangup"}, C{"rejected"}, C{"shutdown"}).
 
-    @ivar offer: the INVITE's session description, or C{None} (late offer:
-        the answer to our offer comes in the ACK, as C{ackOffer}).
-    @ivar state: C{incoming}, C{ringing}, C{active} or C{ended}.
+    @ivar state: C{incoming} or C{ringing} (answering), C{calling} (placing
+        it), C{active} or C{ended}.
+    @ivar answerBody: the session description we sent last.
+    @ivar remoteBody: the session description the peer sent last.
     """
 
     onAnswered = onReinvite = onInfo = onEnded = None
     _answered = False
     _byeWhenAcked = None
+    _outgoingReinvite = None
+    _reinviting = False
+    _retransmit = _ackTimer = _glareRetry = None
+    answerBody = remoteBody = None
+    dialog = None
+
+    @property
+    def callId(self):
+        return self.dialog.callId
+
+    def _byeReceived(self):
+        pass
+
+    def _scheduleRetransmit(self, response, interval):
+        def again():
+            self._transaction.respond(response)
+            self._scheduleRetransmit(response, min(2 * interval, self._agent.timers.T2))
+
+        self._retransmit = self._agent.clock.callLater(interval, again)
+
+    def _stopTimers(self):
+        for name in ("_retransmit", "_ackTimer", "_glareRetry"):
+            call = getattr(self, name)
+            if call is not None and call.active():
+                call.cancel()
+            setattr(self, name, None)
+
+    def _noAck(self):
+        self._ackTimer = None
+        _log.info("no ACK for the 200 of call {callId}: hanging up", callId=self.callId)
+        self._stopTimers()
+        d = self._sendBye()
+        if self._byeWhenAcked is not None:
+            d.chainDeferred(self._byeWhenAcked)
+        self._end("no ack")
+
+    def hangup(self):
+        """
+        End the call with a BYE (RFC 3261 section 15); the L{Deferred}
+        fires with the BYE's final response.
+        """
+        if self.state == ENDED:
+            return succeed(None)
+        if self._ackTimer is not None:
+            # RFC 3261 section 15: no BYE before the ACK (or its timeout).
+            if self._byeWhenAcked is None:
+                self._byeWhenAcked = Deferred()
+            return self._byeWhenAcked
+        self._stopTimers()
+        d = self._sendBye()
+        self._end("hangup")
+        return d
+
+    def _sendBye(self):
+        bye = self.dialog.createRequest("BYE")
+        return self._agent.send(bye, self)
+
+    def _ackReceived(self, ack):
+        if self._ackTimer is None and self._retransmit is None:
+            return  # a retransmitted ACK
+        self._stopTimers()
+        if self._byeWhenAcked is not None:
+            # hangup() before the ACK: the BYE waits for it (RFC 3261 section 15).
+            self._sendBye().chainDeferred(self._byeWhenAcked)
+            self._end("hangup")
+            return
+        if ack.body:
+            self.ackBody = ack.body
+        if self.onAnswered is not None and not self._answered:
+            self._answered = True
+            self.onAnswered()
+
+    def reinvite(self, body):
+        """
+        Send a re-INVITE with the offer C{body} (hold, resume, a new
+        address; RFC 3261 section 14.1).  The L{Deferred} fires with the
+        final response; after a 491 (glare) it is tried again once after
+        2.1 to 4 s if we placed the call, 0 to 2 s otherwise.
+        """
+        from appliance.sip.uac import reinvite
+
+        return reinvite(self, body)
+
+    def refer(self, target, onProgress=None, referredBy=None):
+        """
+        Ask the other end to call C{target} (RFC 3515); see
+        L{appliance.sip.refer.refer}.
+        """
+        from appliance.sip.refer import refer
+
+        return refer(self, target, onProgress, referredBy)
+
+    def _requestReceived(self, request, transaction):
+        """
+        A request inside the dialog (RFC 3261 section 12.2.2).
+        """
+        method = request.method
+        try:
+            self.dialog.receiveRequest(request)
+        except DialogError as e:
+            self._agent.respond(transaction, request, e.status, e.reason)
+            return
+        if method == "BYE":
+            self._agent.respond(transaction, request, 200)
+            self._byeReceived()
+            self._stopTimers()
+            self._end("bye")
+        elif method == "INVITE":
+            self._reinvite(request, transaction)
+        elif method in ("REFER", "NOTIFY") and self._agent.transfers is not None:
+            self._agent.transfers.requestReceived(self, request, transaction)
+        elif method == "INFO":
+            status = 200
+            if self.onInfo is not None:
+                status = self.onInfo(request) or 200
+            self._agent.respond(transaction, request, status)
+        elif method == "OPTIONS":
+            self._agent.respond(transaction, request, 200, headers=self._agent.capabilities())
+        else:
+            self._agent.respond(transaction, request, 501, headers=self._agent.capabilities())
+
+    def _reinvite(self, request, transaction):
+        """
+        RFC 3261 section 14.2: a second re-INVITE while one is pending gets
+        491; an unacceptable offer 488 and the session stays as it was.
+        """
+        if self.state != ACTIVE:
+            # RFC 3261 section 14.2: not before the INVITE's final response.
+            self._agent.respond(transaction, request, 500,
+                                headers=(("Retry-After", str(random.randint(0, 10))),))
+            return
+        if self._reinviting or self._ackTimer is not None or self._outgoingReinvite is not None:
+            self._agent.respond(transaction, request, 491, headers=(("Retry-After", str(random.randint(1, 2))),))
+            return
+        try:
+            offer = _sdpOf(request)
+            body = self.onReinvite(offer) if self.onReinvite is not None else self.answerBody
+        except SDPError as e:
+            self._agent.respond(transaction, request, 488, e.reason)
+            return
+        self._reinviting = True
+        response = makeResponse(request, 200, toTag=self.dialog.localTag)
+        for value in request.headers.getAll("Record-Route"):
+            response.headers.add("Record-Route", value)
+        response.headers.add("Contact", self._agent.contact)
+        if body:
+            response.headers.add("Content-Type", "application/sdp")
+            response.body = body
+            self.answerBody = body
+        transaction.respond(response)
+        self._agent.stats.increment("responses.out.2xx")
+        self._transaction = transaction
+        if not transaction.transport.reliable:
+            self._scheduleRetransmit(response, self._agent.timers.T1)
+        self._ackTimer = self._agent.clock.callLater(64 * self._agent.timers.T1, self._noAck)
+
+    def _reinviteAcked(self):
+        self._reinviting = False
+
+    def _end(self, reason):
+        if self.state == ENDED:
+            return
+        self.state = ENDED
+        self.dialog.terminate()
+        self._stopTimers()
+        self._agent._forget(self)
+        _log.info("call {callId} ended: {reason}", callId=self.callId, reason=reason)
+        if self.onEnded is not None:
+            self.onEnded(reason)
+
+
+class Call(Session):
+    """
+    A call we answer, as the UAS (RFC 3261 sections 13.3 and 14.2); see
+    L{Session} for the callbacks.
+
+    @ivar offer: the INVITE's session description, or C{None} (late offer:
+        the answer to our offer comes in the ACK, as C{ackBody}).
+    """
 
     def __init__(self, agent, request, serverTransaction, offer):
         self._agent = agent
@@ -85,14 +267,8 @@ class Call:
         self.state = INCOMING
         self.dialog = Dialog.forServer(request, newTag(), agent.contact)
         self.source = serverTransaction.source
-        self._retransmit = None
-        self._ackTimer = None
-        self._reinviting = False
         self.uri = request.uri
-
-    @property
-    def callId(self):
-        return self.dialog.callId
+        self.remoteBody = request.body or None
 
     def _respond(self, code, reason=None, body=b"", headers=()):
         response = makeResponse(self.request, code, reason, toTag=self.dialog.localTag)
@@ -137,29 +313,6 @@ class Call:
             self._scheduleRetransmit(response, timers.T1)
         self._ackTimer = self._agent.clock.callLater(64 * timers.T1, self._noAck)
 
-    def _scheduleRetransmit(self, response, interval):
-        def again():
-            self._transaction.respond(response)
-            self._scheduleRetransmit(response, min(2 * interval, self._agent.timers.T2))
-
-        self._retransmit = self._agent.clock.callLater(interval, again)
-
-    def _stopTimers(self):
-        for name in ("_retransmit", "_ackTimer"):
-            call = getattr(self, name)
-            if call is not None and call.active():
-                call.cancel()
-            setattr(self, name, None)
-
-    def _noAck(self):
-        self._ackTimer = None
-        _log.info("no ACK for the 200 of call {callId}: hanging up", callId=self.callId)
-        self._stopTimers()
-        d = self._sendBye()
-        if self._byeWhenAcked is not None:
-            d.chainDeferred(self._byeWhenAcked)
-        self._end("no ack")
-
     def reject(self, code=486, reason=None, headers=()):
         """
         Refuse the call with a final response of 300 or more.
@@ -172,109 +325,17 @@ class Call:
     def hangup(self):
         """
         End the call: BYE once answered, 480 before (RFC 3261 section 15).
-        Returns a L{Deferred} that fires when the BYE is answered.
         """
-        if self.state == ENDED:
-            return succeed(None)
         if self.state in (INCOMING, RINGING):
             self._respond(480)
             self._end("hangup")
             return succeed(None)
-        if self._ackTimer is not None:
-            # RFC 3261 section 15: no BYE before the ACK (or its timeout).
-            if self._byeWhenAcked is None:
-                self._byeWhenAcked = Deferred()
-            return self._byeWhenAcked
-        self._stopTimers()
-        d = self._sendBye()
-        self._end("hangup")
-        return d
+        return Session.hangup(self)
 
-    def _sendBye(self):
-        bye = self.dialog.createRequest("BYE")
-        return self._agent.send(bye, self)
-
-    def _ackReceived(self, ack):
-        if self._ackTimer is None and self._retransmit is None:
-            return  # a retransmitted ACK
-        self._stopTimers()
-        if self._byeWhenAcked is not None:
-            # hangup() before the ACK: the BYE waits for it (RFC 3261 section 15).
-            self._sendBye().chainDeferred(self._byeWhenAcked)
-            self._end("hangup")
-            return
-        if ack.body:
-            self.ackBody = ack.body
-        if self.onAnswered is not None and not self._answered:
-            self._answered = True
-            self.onAnswered()
-
-    def _requestReceived(self, request, transaction):
-        """
-        A request inside the dialog (RFC 3261 section 12.2.2).
-        """
-        method = request.method
-        try:
-            self.dialog.receiveRequest(request)
-        except DialogError as e:
-            self._agent.respond(transaction, request, e.status, e.reason)
-            return
-        if method == "BYE":
-            self._agent.respond(transaction, request, 200)
-            if self.state in (INCOMING, RINGING):
-                # RFC 3261 section 15.1.2: the INVITE ends with 487.
-                self._respond(487)
-            self._stopTimers()
-            self._end("bye")
-        elif method == "INVITE":
-            self._reinvite(request, transaction)
-        elif method == "INFO":
-            status = 200
-            if self.onInfo is not None:
-                status = self.onInfo(request) or 200
-            self._agent.respond(transaction, request, status)
-        elif method == "OPTIONS":
-            self._agent.respond(transaction, request, 200, headers=self._agent.capabilities())
-        else:
-            self._agent.respond(transaction, request, 501, headers=self._agent.capabilities())
-
-    def _reinvite(self, request, transaction):
-        """
-        RFC 3261 section 14.2: a second re-INVITE while one is pending gets
-        491; an unacceptable offer 488 and the session stays as it was.
-        """
+    def _byeReceived(self):
         if self.state in (INCOMING, RINGING):
-            # RFC 3261 section 14.2: not before the INVITE's final response.
-            self._agent.respond(transaction, request, 500,
-                                headers=(("Retry-After", str(random.randint(0, 10))),))
-            return
-        if self._reinviting or self._ackTimer is not None:
-            self._agent.respond(transaction, request, 491, headers=(("Retry-After", str(random.randint(1, 2))),))
-            return
-        try:
-            offer = _sdpOf(request)
-            body = self.onReinvite(offer) if self.onReinvite is not None else self.answerBody
-        except SDPError as e:
-            self._agent.respond(transaction, request, 488, e.reason)
-            return
-        self._reinviting = True
-        response = makeResponse(request, 200, toTag=self.dialog.localTag)
-        for value in request.headers.getAll("Record-Route"):
-            response.headers.add("Record-Route", value)
-        response.headers.add("Contact", self._agent.contact)
-        if body:
-            response.headers.add("Content-Type", "application/sdp")
-            response.body = body
-            self.answerBody = body
-        transaction.respond(response)
-        self._agent.stats.increment("responses.out.2xx")
-        self._transaction = transaction
-        if not transaction.transport.reliable:
-            self._scheduleRetransmit(response, self._agent.timers.T1)
-        self._ackTimer = self._agent.clock.callLater(64 * self._agent.timers.T1, self._noAck)
-
-    def _reinviteAcked(self):
-        self._reinviting = False
+            # RFC 3261 section 15.1.2: the INVITE ends with 487.
+            self._respond(487)
 
     def _cancelled(self):
         """
@@ -285,16 +346,42 @@ class Call:
             self._respond(487)
             self._end("cancelled")
 
-    def _end(self, reason):
-        if self.state == ENDED:
-            return
-        self.state = ENDED
-        self.dialog.terminate()
-        self._stopTimers()
-        self._agent._forget(self)
-        _log.info("call {callId} ended: {reason}", callId=self.callId, reason=reason)
-        if self.onEnded is not None:
-            self.onEnded(reason)
+def _setViaTransport(request, transportName):
+    via = request.headers.get("Via")
+    protocol, _, rest = via.partition(" ")
+    request.headers.replaceFirst("Via", "SIP/2.0/%s %s" % (transportName, rest))
+
+
+class _FinalResponse:
+    """
+    Waits for the final response of a non-INVITE request, answering one
+    digest challenge with C{credentials} (RFC 3261 section 22.2).
+    """
+
+    transaction = None
+
+    def __init__(self, agent, request, call, credentials):
+        self._agent = agent
+        self._request = request
+        self._call = call
+        self._credentials = credentials
+        self._challenged = False
+        self.result = Deferred()
+
+    def responseReceived(self, response):
+        if response.code < 200:
+            return False
+        if response.code in (401, 407) and self._credentials and not self._challenged:
+            from appliance.sip.uac import authorize
+
+            retry = authorize(self._request, response, self._credentials, self._call)
+            if retry is not None:
+                self._challenged = True
+                self._request = retry
+                self._agent.send(retry, self._call, handler=self)
+                return True
+        self.result.callback(response)
+        return True
 
 
 @implementer(ITransactionUser)
@@ -329,6 +416,7 @@ class UserAgent:
         self._calls = {}
         self._byInvite = {}
         self._clients = {}
+        self.transfers = None
         stats.gauge("calls.active", lambda: len(self._calls))
 
     @property
@@ -374,11 +462,28 @@ class UserAgent:
             self.respond(serverTransaction, request, e.status, e.reason)
 
     def responseReceived(self, response, clientTransaction):
-        handler = self._clients.pop(clientTransaction, None)
-        if handler is not None and response.code >= 200:
-            handler.callback(response)
-        elif handler is not None:
-            self._clients[clientTransaction] = handler
+        self.stats.increment("responses.in.%dxx" % (response.code // 100,))
+        handler = self._clients.get(clientTransaction)
+        if handler is None:
+            if 200 <= response.code < 300:
+                self._strayOK(response)
+            return
+        if handler.responseReceived(response):
+            self._clients.pop(clientTransaction, None)
+
+    def _strayOK(self, response):
+        """
+        A 2xx to an INVITE of ours whose transaction is gone: the ACK was
+        lost, send it again (RFC 3261 section 13.2.2.4).
+        """
+        try:
+            _, method = response.cseq()
+            key = (response.callId, response.fromAddress().tag, response.toAddress().tag)
+        except ParseError:
+            return
+        call = self._calls.get(key)
+        if method == "INVITE" and call is not None and hasattr(call, "okReceivedAgain"):
+            call.okReceivedAgain(response)
 
     def transactionTimedOut(self, transaction):
         self._clientFailed(transaction, 408)
@@ -389,7 +494,7 @@ class UserAgent:
     def _clientFailed(self, transaction, code):
         handler = self._clients.pop(transaction, None)
         if handler is not None:
-            handler.callback(Response(code, "Local " + str(code)))
+            handler.responseReceived(Response(code, "Local " + str(code)))
 
     # Incoming ------------------------------------------------------------------
 
@@ -463,32 +568,78 @@ class UserAgent:
 
     # Outgoing ------------------------------------------------------------------
 
-    def send(self, request, call=None):
+    def send(self, request, call=None, credentials=None, handler=None):
         """
-        Send a request inside a dialog to its next hop; the L{Deferred}
-        fires with the final response (a local 408 or 503 on failure).
-        """
-        d = Deferred()
-        hop = call.dialog.nextHop() if call is not None else request.uri
+        Send a request in a new client transaction to its next hop (the
+        dialog's when C{call} is given, else its Request-URI's).
 
+        Without a C{handler}, the L{Deferred} fires with the final response
+        (a local 408 or 503 on failure), after one retry with digest
+        C{credentials} C{(username, password)} when challenged.  With one,
+        every response goes to C{handler.responseReceived(response)}, which
+        returns whether the transaction is done for it.
+        """
+        if handler is None:
+            handler = _FinalResponse(self, request, call, credentials)
+        if call is not None and call.dialog is not None:
+            hop = call.dialog.nextHop()
+        else:
+            routes = request.routes()
+            hop = routes[0].uri if routes else request.uri
+        self._sendTo(hop, request, handler)
+        return getattr(handler, "result", None)
+
+    def _sendTo(self, hop, request, handler):
         def resolved(destinations):
             for transportName, host, port in destinations:
                 transport = self.transports.get(transportName)
                 if transport is None:
                     continue
-                via = request.headers.get("Via").replace("SIP/2.0/UDP", "SIP/2.0/" + transportName, 1)
-                request.headers.replaceFirst("Via", via)
+                _setViaTransport(request, transportName)
                 transaction = self.transactions.sendRequest(request, transport, (host, port))
-                self._clients[transaction] = d
+                self._clients[transaction] = handler
+                handler.transaction = transaction
+                self.stats.increment("requests.out.%s" % (request.method,))
                 return
-            d.callback(Response(503, "No route"))
+            handler.responseReceived(Response(503, "No route"))
 
         def failed(failure):
             _log.info("cannot send {method}: {error}", method=request.method, error=failure.value)
-            d.callback(Response(503, "No route"))
+            handler.responseReceived(Response(503, "No route"))
 
         maybeDeferred(self._resolve, hop).addCallback(resolved).addErrback(failed)
-        return d
+
+    def sendDirect(self, hop, request):
+        """
+        Send a request outside any transaction (the ACK for a 2xx, RFC 3261
+        section 13.2.2.4) to C{hop}.
+        """
+        def resolved(destinations):
+            for transportName, host, port in destinations:
+                transport = self.transports.get(transportName)
+                if transport is not None:
+                    _setViaTransport(request, transportName)
+                    try:
+                        transport.sendRequest(request, (host, port))
+                    except OSError as e:
+                        _log.info("cannot send {method}: {error}", method=request.method, error=e)
+                    return
+
+        return maybeDeferred(self._resolve, hop).addCallback(resolved).addErrback(
+            lambda failure: _log.info("cannot send {method}: {error}", method=request.method,
+                                      error=failure.value))
+
+    def invite(self, target, fromURI, body=b"", credentials=None, route=None, headers=()):
+        """
+        Place a call to C{target} (a SIP URI) from C{fromURI}, offering
+        C{body}; return the L{appliance.sip.uac.OutgoingCall}, whose
+        C{result} fires with it once answered (see there).
+        """
+        from appliance.sip.uac import OutgoingCall
+
+        call = OutgoingCall(self, target, fromURI, body, credentials, route, headers)
+        call.start()
+        return call
 
     def stop(self):
         """
@@ -502,9 +653,12 @@ class UserAgent:
             elif call.state in (INCOMING, RINGING):
                 call._respond(503)
                 call._end("shutdown")
-        for d in list(self._clients.values()):
-            d.callback(Response(503, "Shutting down"))
+            else:
+                call._end("shutdown")
+        handlers = list(self._clients.values())
         self._clients.clear()
+        for handler in handlers:
+            handler.responseReceived(Response(503, "Shutting down"))
 
 
 __all__ = ["UserAgent", "Call", "CallError", "ALLOWED", "INCOMING", "RINGING", "ACTIVE", "ENDED",

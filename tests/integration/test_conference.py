@@ -6,6 +6,7 @@ sockets, and what the appliance sends back is captured and compared.
 """
 
 import os
+import uuid
 
 from tests.integration.harness import (
     ApplianceTestCase,
@@ -14,7 +15,7 @@ from tests.integration.harness import (
     sipConfig,
 )
 from tests.integration.rtpmedia import Capture, goertzel, parseRTP, rtpPacket, toneFrames, writePcap
-from tests.integration.sipp import Sipp, runSipp
+from tests.integration.sipp import Sipp, addUser, register, runSipp
 
 AUDIO_SECONDS = 2
 
@@ -126,3 +127,33 @@ class RoomTests(ApplianceTestCase):
             power = {f: goertzel(middle, f) for f in TONES}
             others = [power[f] for f in TONES if f != own]
             self.assertGreater(min(others), 50 * power[own], (own, power))
+
+    def test_referInvitesIntoTheRoom(self):
+        """
+        A participant's REFER asks the room to invite a registered user
+        (RFC 4579 section 5.5): 202, a NOTIFY with "100 Trying", the room's
+        INVITE reaches the user through the proxy (From the room, with
+        Referred-By and an offer), and a final NOTIFY with "200 OK" ends
+        the implicit subscription.
+        """
+        invitee = "u%s@example.test" % (uuid.uuid4().hex[:8],)
+        addUser(self.appliance, invitee)
+        port = pickPorts(1)[0]
+        register(self.appliance.sipPort, invitee, port)
+        callee = Sipp("invitee", "uas_answer_hangup.xml", self.directory, localPort=port, timeout=15)
+        self.addCleanup(callee.stop)
+        callee.start().waitUntilListening()
+        capture = Capture()
+        self.addCleanup(capture.close)
+        result = runSipp(
+            "referrer", "conf_refer.xml", self.directory, self.appliance.sipPort, service="conf-refer",
+            arguments=["-key", "capture_port", str(capture.port), "-key", "invitee", invitee.partition("@")[0]],
+        )
+        self.assertTrue(result.succeeded, result.describe())
+        invited = callee.wait(10)
+        self.assertTrue(invited.succeeded, invited.describe())
+        invite = invited.receivedMessages()[0]
+        self.assertTrue(invite.startswith("INVITE sip:"), invite)
+        self.assertIn("From: <sip:conf-refer@example.test>;tag=", invite)
+        self.assertIn("Referred-By: <sip:carol@elsewhere.test>", invite)
+        self.assertIn("m=audio", invite)

@@ -11,6 +11,7 @@ from zope.interface.verify import verifyObject
 from appliance.interfaces import ITransactionUser
 from appliance.sip.auth import AuthResult
 from appliance.sip.dispatcher import unsupportedExtensions
+from appliance.sip.message import Response
 
 from tests.sip.test_proxy import BOB1, CALLER, Harness, request
 
@@ -317,6 +318,28 @@ class ProxyCheckTests(SynchronousTestCase):
         self.assertEqual(response.code, 407)
         self.assertEqual(response.headers.getAll("Proxy-Authenticate"), [challenge])
         self.assertEqual(h.forwarded(), [])
+        h.finish()
+
+    def test_trustedSourceNotChallenged(self):
+        """
+        A request from one of the appliance's own user agents (a trusted
+        UDP source) is routed without a challenge; the same request from
+        another port of that host is challenged.
+        """
+        challenge = 'Digest realm="example.test", nonce="abc", algorithm=SHA-256'
+        authenticate = StubAuthenticator(
+            AuthResult(None, 407, headers=(("Proxy-Authenticate", challenge),))
+        )
+        h = Harness(self, authenticate=authenticate)
+        h.dispatcher.trusted.append(lambda: CALLER)
+        h.receive(request(uri="sip:carl@other.test"))
+        [(invite, destination)] = h.requestsSent("INVITE")
+        h.answer(invite, 200)
+        h.receive(request(uri="sip:carl@other.test", callId="call-2", branch="z9hG4bKother"),
+                  source=(CALLER[0], CALLER[1] + 1))
+        codes = [message.code for message, _ in h.udp.sent if isinstance(message, Response)]
+        self.assertEqual(codes[-1], 407)
+        self.assertEqual(len(h.requestsSent("INVITE")), 1)
         h.finish()
 
     def test_credentialsOfAnotherUser(self):
