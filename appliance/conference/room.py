@@ -14,6 +14,7 @@ import time
 from twisted.logger import Logger
 
 from appliance import logs
+from appliance.media.dtmf import DTMFError, parseDTMFBody
 from appliance.media.mixer import ConferenceMixer
 from appliance.media.rtp import SAMPLES_PER_PACKET
 
@@ -65,6 +66,7 @@ class Room:
         self._members[key] = (call, leg, participant)
         leg.onAudio = lambda packet: participant.receive(packet.payload)
         leg.onDigit = lambda digit: self._digit(participant, digit)
+        call.onInfo = lambda request: self._info(participant, request)
 
         def reinvite(offer):
             answer = leg.accept(offer)
@@ -83,6 +85,18 @@ class Room:
             participant.muted = not participant.muted
             _log.info("room {room}: a participant is {state}", room=self.name,
                       state="muted" if participant.muted else "unmuted")
+
+    def _info(self, participant, request):
+        """
+        A key press sent in an INFO (C{application/dtmf-relay} or
+        C{application/dtmf}) instead of RTP.
+        """
+        try:
+            digit = parseDTMFBody(request.headers.get("Content-Type") or "", request.body)
+        except DTMFError:
+            return 415
+        self._digit(participant, digit)
+        return 200
 
     def leave(self, key):
         member = self._members.pop(key, None)

@@ -119,7 +119,12 @@ class ConferenceService(service.Service):
                 return
         leg = MediaLeg(self._rtpPorts, self.config.media_address)
         try:
-            answer = leg.accept(call.offer)
+            if call.offer is None:
+                # A late offer (RFC 3261 section 13.2.1): ours goes in the
+                # 200, the answer comes in the ACK.
+                body = leg.offer(towards=call.source[0])
+            else:
+                body = leg.accept(call.offer)
         except SDPError as e:
             leg.close()
             call.reject(488, e.reason)
@@ -128,16 +133,34 @@ class ConferenceService(service.Service):
             leg.close()
             call.reject(503, "No media ports")
             return
-        if user == self.config.echo:
-            self.stats.increment("calls.echo")
-            EchoSession(call, leg, self.stats)
-            call.answer(answer)
+
+        def start():
+            if user == self.config.echo:
+                self.stats.increment("calls.echo")
+                EchoSession(call, leg, self.stats)
+                return
+            self.stats.increment("calls.conference")
+            current = self.rooms.get(name) or self._openRoom(name)
+            current.join(call, leg)
+
+        if call.offer is not None:
+            call.answer(body)
+            start()
             return
-        self.stats.increment("calls.conference")
-        if room is None:
-            room = self._openRoom(name)
-        call.answer(answer)
-        room.join(call, leg)
+
+        def acked():
+            try:
+                leg.applyAnswer(call.ackBody or b"")
+            except SDPError as e:
+                _log.info("call {callId}: unusable answer in the ACK: {reason}", callId=call.callId,
+                          reason=e.reason)
+                call.hangup()
+                return
+            start()
+
+        call.onAnswered = acked
+        call.onEnded = lambda reason: leg.close()
+        call.answer(body)
 
     def _openRoom(self, name):
         recorder = None

@@ -19,7 +19,7 @@ from appliance.sip.dialog import CONFIRMED, Dialog, DialogError, newCallId
 from appliance.sip.dispatcher import newTag
 from appliance.sip.message import URI, Headers, ParseError, Request
 from appliance.sip.transaction import newBranch
-from appliance.sip.useragent import ACTIVE, CALLING, ENDED, CallError, Session
+from appliance.sip.session import ACTIVE, CALLING, ENDED, CallError, Session
 
 _log = Logger(observer=logs.observer)
 
@@ -115,6 +115,36 @@ def authorize(request, response, credentials, call=None):
     retry.headers.set("CSeq", "%d %s" % (number, method))
     retry.headers.replaceFirst("Via", "SIP/2.0/UDP 0.0.0.0;branch=%s" % (newBranch(),))
     return retry
+
+
+class FinalResponse:
+    """
+    Waits for the final response of a non-INVITE request, answering one
+    digest challenge with C{credentials} (RFC 3261 section 22.2).
+    """
+
+    transaction = None
+
+    def __init__(self, agent, request, call, credentials):
+        self._agent = agent
+        self._request = request
+        self._call = call
+        self._credentials = credentials
+        self._challenged = False
+        self.result = Deferred()
+
+    def responseReceived(self, response):
+        if response.code < 200:
+            return False
+        if response.code in (401, 407) and self._credentials and not self._challenged:
+            retry = authorize(self._request, response, self._credentials, self._call)
+            if retry is not None:
+                self._challenged = True
+                self._request = retry
+                self._agent.send(retry, self._call, handler=self)
+                return True
+        self.result.callback(response)
+        return True
 
 
 # Calls we place --------------------------------------------------------------
@@ -379,4 +409,7 @@ def reinvite(session, body):
     return handler.result
 
 
-__all__ = ["CallFailed", "OutgoingCall", "authorize", "digestAuthorization", "newRequest", "reinvite"]
+__all__ = [
+    "CallFailed", "FinalResponse", "OutgoingCall", "authorize", "digestAuthorization", "newRequest",
+    "reinvite",
+]

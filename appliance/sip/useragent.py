@@ -9,243 +9,30 @@ answers or rejects it; the core does the rest: the dialog, 2xx
 retransmission until the ACK arrives and the BYE when it never does
 (section 13.3.1.4), CANCEL (section 9.2), BYE in both directions (section
 15), and re-INVITEs (section 14) with their offer / answer, refused with 491
-while another is pending (glare, section 14.1).
+while another is pending (glare, section 14.1).  Calls we place, re-INVITEs
+we send and digest answers live in L{appliance.sip.uac}; what both ends of
+a call share in L{appliance.sip.session}; REFER in L{appliance.sip.refer}.
 """
 
-import random
-
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import maybeDeferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from appliance import logs
 from appliance.interfaces import ITransactionUser
-from appliance.sip.dialog import CONFIRMED, EARLY, TERMINATED, Dialog, DialogError
+from appliance.sip.dialog import CONFIRMED, EARLY, TERMINATED, Dialog
 from appliance.sip.dispatcher import newTag, unsupportedExtensions
 from appliance.sip.message import ParseError, Response, makeResponse
-from appliance.sip.sdp import SDPError, parseSDP
+from appliance.sip.sdp import SDPError
+from appliance.sip.session import (
+    ACTIVE, CALLING, ENDED, INCOMING, RINGING, CallError, Session, _sdpOf,
+)
 
 _log = Logger(observer=logs.observer)
 
 #: Methods the user agents accept (RFC 3261 section 20.5).
-ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY")
+ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY", "MESSAGE")
 
-# Call states, seen from the application.
-INCOMING, RINGING, CALLING, ACTIVE, ENDED = "incoming", "ringing", "calling", "active", "ended"
-
-
-class CallError(Exception):
-    """
-    An operation the call's state does not allow.
-    """
-
-
-def _sdpOf(message):
-    """
-    The session description of a message body, C{None} without one.
-
-    @raise SDPError: a body that is not a valid application/sdp.
-    """
-    if not message.body:
-        return None
-    contentType = (message.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if contentType != "application/sdp":
-        raise SDPError("unsupported body type %r" % (contentType[:40],))
-    return parseSDP(message.body)
-
-
-class Session:
-    """
-    What both ends of a call share once a dialog exists (RFC 3261 sections
-    12 to 15): requests inside the dialog, re-INVITEs either way, BYE.
-
-    The application sets the callbacks it wants:
-      - C{onAnswered()}: the call is established (for a call we answered,
-        once its ACK arrived), media may flow;
-      - C{onReinvite(offer)}: a re-INVITE's L{appliance.sip.sdp.SessionDescription}
-        (or C{None}); return the answer's bytes, or raise L{SDPError} for 488;
-      - C{onInfo(request)}: an INFO inside the dialog; return a status (200);
-      - C{onEnded(reason)}: the call is over (C{"bye"}, C{"cancelled"},
-        C{"no ack"}, C{"hangup"}, C{"rejected"}, C{"shutdown"}).
-
-    @ivar state: C{incoming} or C{ringing} (answering), C{calling} (placing
-        it), C{active} or C{ended}.
-    @ivar answerBody: the session description we sent last.
-    @ivar remoteBody: the session description the peer sent last.
-    """
-
-    onAnswered = onReinvite = onInfo = onEnded = None
-    _answered = False
-    _byeWhenAcked = None
-    _outgoingReinvite = None
-    _reinviting = False
-    _retransmit = _ackTimer = _glareRetry = None
-    answerBody = remoteBody = None
-    dialog = None
-
-    @property
-    def callId(self):
-        return self.dialog.callId
-
-    def _byeReceived(self):
-        pass
-
-    def _scheduleRetransmit(self, response, interval):
-        def again():
-            self._transaction.respond(response)
-            self._scheduleRetransmit(response, min(2 * interval, self._agent.timers.T2))
-
-        self._retransmit = self._agent.clock.callLater(interval, again)
-
-    def _stopTimers(self):
-        for name in ("_retransmit", "_ackTimer", "_glareRetry"):
-            call = getattr(self, name)
-            if call is not None and call.active():
-                call.cancel()
-            setattr(self, name, None)
-
-    def _noAck(self):
-        self._ackTimer = None
-        _log.info("no ACK for the 200 of call {callId}: hanging up", callId=self.callId)
-        self._stopTimers()
-        d = self._sendBye()
-        if self._byeWhenAcked is not None:
-            d.chainDeferred(self._byeWhenAcked)
-        self._end("no ack")
-
-    def hangup(self):
-        """
-        End the call with a BYE (RFC 3261 section 15); the L{Deferred}
-        fires with the BYE's final response.
-        """
-        if self.state == ENDED:
-            return succeed(None)
-        if self._ackTimer is not None:
-            # RFC 3261 section 15: no BYE before the ACK (or its timeout).
-            if self._byeWhenAcked is None:
-                self._byeWhenAcked = Deferred()
-            return self._byeWhenAcked
-        self._stopTimers()
-        d = self._sendBye()
-        self._end("hangup")
-        return d
-
-    def _sendBye(self):
-        bye = self.dialog.createRequest("BYE")
-        return self._agent.send(bye, self)
-
-    def _ackReceived(self, ack):
-        if self._ackTimer is None and self._retransmit is None:
-            return  # a retransmitted ACK
-        self._stopTimers()
-        if self._byeWhenAcked is not None:
-            # hangup() before the ACK: the BYE waits for it (RFC 3261 section 15).
-            self._sendBye().chainDeferred(self._byeWhenAcked)
-            self._end("hangup")
-            return
-        if ack.body:
-            self.ackBody = ack.body
-        if self.onAnswered is not None and not self._answered:
-            self._answered = True
-            self.onAnswered()
-
-    def reinvite(self, body):
-        """
-        Send a re-INVITE with the offer C{body} (hold, resume, a new
-        address; RFC 3261 section 14.1).  The L{Deferred} fires with the
-        final response; after a 491 (glare) it is tried again once after
-        2.1 to 4 s if we placed the call, 0 to 2 s otherwise.
-        """
-        from appliance.sip.uac import reinvite
-
-        return reinvite(self, body)
-
-    def refer(self, target, onProgress=None, referredBy=None):
-        """
-        Ask the other end to call C{target} (RFC 3515); see
-        L{appliance.sip.refer.refer}.
-        """
-        from appliance.sip.refer import refer
-
-        return refer(self, target, onProgress, referredBy)
-
-    def _requestReceived(self, request, transaction):
-        """
-        A request inside the dialog (RFC 3261 section 12.2.2).
-        """
-        method = request.method
-        try:
-            self.dialog.receiveRequest(request)
-        except DialogError as e:
-            self._agent.respond(transaction, request, e.status, e.reason)
-            return
-        if method == "BYE":
-            self._agent.respond(transaction, request, 200)
-            self._byeReceived()
-            self._stopTimers()
-            self._end("bye")
-        elif method == "INVITE":
-            self._reinvite(request, transaction)
-        elif method in ("REFER", "NOTIFY") and self._agent.transfers is not None:
-            self._agent.transfers.requestReceived(self, request, transaction)
-        elif method == "INFO":
-            status = 200
-            if self.onInfo is not None:
-                status = self.onInfo(request) or 200
-            self._agent.respond(transaction, request, status)
-        elif method == "OPTIONS":
-            self._agent.respond(transaction, request, 200, headers=self._agent.capabilities())
-        else:
-            self._agent.respond(transaction, request, 501, headers=self._agent.capabilities())
-
-    def _reinvite(self, request, transaction):
-        """
-        RFC 3261 section 14.2: a second re-INVITE while one is pending gets
-        491; an unacceptable offer 488 and the session stays as it was.
-        """
-        if self.state != ACTIVE:
-            # RFC 3261 section 14.2: not before the INVITE's final response.
-            self._agent.respond(transaction, request, 500,
-                                headers=(("Retry-After", str(random.randint(0, 10))),))
-            return
-        if self._reinviting or self._ackTimer is not None or self._outgoingReinvite is not None:
-            self._agent.respond(transaction, request, 491, headers=(("Retry-After", str(random.randint(1, 2))),))
-            return
-        try:
-            offer = _sdpOf(request)
-            body = self.onReinvite(offer) if self.onReinvite is not None else self.answerBody
-        except SDPError as e:
-            self._agent.respond(transaction, request, 488, e.reason)
-            return
-        self._reinviting = True
-        response = makeResponse(request, 200, toTag=self.dialog.localTag)
-        for value in request.headers.getAll("Record-Route"):
-            response.headers.add("Record-Route", value)
-        response.headers.add("Contact", self._agent.contact)
-        if body:
-            response.headers.add("Content-Type", "application/sdp")
-            response.body = body
-            self.answerBody = body
-        transaction.respond(response)
-        self._agent.stats.increment("responses.out.2xx")
-        self._transaction = transaction
-        if not transaction.transport.reliable:
-            self._scheduleRetransmit(response, self._agent.timers.T1)
-        self._ackTimer = self._agent.clock.callLater(64 * self._agent.timers.T1, self._noAck)
-
-    def _reinviteAcked(self):
-        self._reinviting = False
-
-    def _end(self, reason):
-        if self.state == ENDED:
-            return
-        self.state = ENDED
-        self.dialog.terminate()
-        self._stopTimers()
-        self._agent._forget(self)
-        _log.info("call {callId} ended: {reason}", callId=self.callId, reason=reason)
-        if self.onEnded is not None:
-            self.onEnded(reason)
 
 
 class Call(Session):
@@ -352,38 +139,6 @@ def _setViaTransport(request, transportName):
     request.headers.replaceFirst("Via", "SIP/2.0/%s %s" % (transportName, rest))
 
 
-class _FinalResponse:
-    """
-    Waits for the final response of a non-INVITE request, answering one
-    digest challenge with C{credentials} (RFC 3261 section 22.2).
-    """
-
-    transaction = None
-
-    def __init__(self, agent, request, call, credentials):
-        self._agent = agent
-        self._request = request
-        self._call = call
-        self._credentials = credentials
-        self._challenged = False
-        self.result = Deferred()
-
-    def responseReceived(self, response):
-        if response.code < 200:
-            return False
-        if response.code in (401, 407) and self._credentials and not self._challenged:
-            from appliance.sip.uac import authorize
-
-            retry = authorize(self._request, response, self._credentials, self._call)
-            if retry is not None:
-                self._challenged = True
-                self._request = retry
-                self._agent.send(retry, self._call, handler=self)
-                return True
-        self.result.callback(response)
-        return True
-
-
 @implementer(ITransactionUser)
 class UserAgent:
     """
@@ -417,6 +172,9 @@ class UserAgent:
         self._byInvite = {}
         self._clients = {}
         self.transfers = None
+        #: C{onMessage(request)} for a MESSAGE outside dialogs (RFC 3428):
+        #: return its status (200), or leave C{None} to refuse them (405).
+        self.onMessage = None
         stats.gauge("calls.active", lambda: len(self._calls))
 
     @property
@@ -453,6 +211,8 @@ class UserAgent:
                 self._invite(request, serverTransaction)
             elif method == "OPTIONS":
                 self.respond(serverTransaction, request, 200, headers=self.capabilities())
+            elif method == "MESSAGE" and self.onMessage is not None:
+                self._message(request, serverTransaction)
             elif method in ALLOWED:
                 self.respond(serverTransaction, request, 481 if method == "BYE" else 405,
                              headers=self.capabilities())
@@ -527,6 +287,15 @@ class UserAgent:
             if call.state in (INCOMING, RINGING):
                 call.reject(500)
 
+    def _message(self, request, transaction):
+        try:
+            status = self.onMessage(request) or 200
+        except Exception:
+            _log.failure("handling MESSAGE")
+            status = 500
+        self.stats.increment("messages.in")
+        self.respond(transaction, request, status)
+
     def _inDialog(self, request, transaction):
         call = self._find(request)
         if call is None:
@@ -580,7 +349,9 @@ class UserAgent:
         returns whether the transaction is done for it.
         """
         if handler is None:
-            handler = _FinalResponse(self, request, call, credentials)
+            from appliance.sip.uac import FinalResponse
+
+            handler = FinalResponse(self, request, call, credentials)
         if call is not None and call.dialog is not None:
             hop = call.dialog.nextHop()
         else:
@@ -629,6 +400,19 @@ class UserAgent:
             lambda failure: _log.info("cannot send {method}: {error}", method=request.method,
                                       error=failure.value))
 
+    def message(self, target, fromURI, body, contentType="text/plain;charset=utf-8", credentials=None,
+                route=None):
+        """
+        Send a MESSAGE (RFC 3428) to C{target}; the L{Deferred} fires with
+        its final response.
+        """
+        from appliance.sip.uac import newRequest
+
+        request = newRequest("MESSAGE", target, fromURI, target, None, route, body=body,
+                             contentType=contentType)
+        self.stats.increment("messages.out")
+        return self.send(request, credentials=credentials)
+
     def invite(self, target, fromURI, body=b"", credentials=None, route=None, headers=()):
         """
         Place a call to C{target} (a SIP URI) from C{fromURI}, offering
@@ -661,5 +445,5 @@ class UserAgent:
             handler.responseReceived(Response(503, "Shutting down"))
 
 
-__all__ = ["UserAgent", "Call", "CallError", "ALLOWED", "INCOMING", "RINGING", "ACTIVE", "ENDED",
-           "EARLY", "CONFIRMED", "TERMINATED"]
+__all__ = ["UserAgent", "Call", "Session", "CallError", "ALLOWED", "INCOMING", "RINGING", "CALLING",
+           "ACTIVE", "ENDED", "EARLY", "CONFIRMED", "TERMINATED"]

@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from appliance.conference.room import Room, recordingId
 from appliance.media import g711
+from appliance.sip.message import parseMessage
 from appliance.stats import Statistics
 
 
@@ -175,3 +176,20 @@ class RoomTests(SynchronousTestCase):
         first = recordingId(lambda: 1764670000.0)
         self.assertRegex(first, r"^20251202T\d{6}Z-[0-9a-f]{4}$")
         self.assertLess(first, recordingId(lambda: 1764670001.0))
+
+    def test_infoKeyPress(self):
+        """
+        A key press in an INFO (application/dtmf-relay) works like one in
+        RTP; an INFO of another type is refused with 415.
+        """
+        call, leg = self.join("a")
+        info = parseMessage(
+            b"INFO sip:conf-sales@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKi\r\n"
+            b"From: <sip:a@example.test>;tag=x\r\nTo: <sip:conf-sales@example.test>;tag=y\r\n"
+            b"Call-ID: c\r\nCSeq: 2 INFO\r\nContent-Type: application/dtmf-relay\r\n"
+            b"Content-Length: 24\r\n\r\nSignal=*\r\nDuration=160\r\n")
+        self.assertEqual(call.onInfo(info), 200)
+        self.assertEqual(self.stats.get("dtmf.events"), 1)
+        info.headers.set("Content-Type", "text/plain")
+        self.assertEqual(call.onInfo(info), 415)
+        call.onEnded("bye")

@@ -77,6 +77,25 @@ class EchoTests(ApplianceTestCase):
         self.assertIn("a=recvonly", result.messages)
 
 
+    def test_lateOffer(self):
+        """
+        An INVITE without SDP gets the echo's offer in the 200 (G.711 and
+        telephone-event); the answer in the ACK says where to send, and
+        every packet played comes back there.
+        """
+        frames = toneFrames(600, 1)
+        writePcap(os.path.join(self.directory, "audio.pcap"),
+                  [rtpPacket(0, n, 160 * n, 0x5151, frame) for n, frame in enumerate(frames)])
+        capture = Capture()
+        self.addCleanup(capture.close)
+        result = runSipp(
+            "late", "late_offer.xml", self.directory, self.appliance.sipPort, service="echo",
+            arguments=["-key", "capture_port", str(capture.port)], timeout=20,
+        )
+        self.assertTrue(result.succeeded, result.describe())
+        received = [parseRTP(data) for _, _, data in capture.collect(1.0, quiet=0.5)]
+        self.assertEqual([r[5] for r in received], frames)
+
 TONES = (440, 1000, 1700)
 
 

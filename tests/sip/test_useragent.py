@@ -1164,3 +1164,53 @@ class StopTests(SynchronousTestCase):
         self.assertEqual([r.code for r in byes], [503])
         h.layer.stop()
         self.assertEqual(h.clock.getDelayedCalls(), [])
+
+
+class MessageTests(SynchronousTestCase):
+    """
+    MESSAGE outside dialogs (RFC 3428).
+    """
+
+    def test_refusedWithoutHandler(self):
+        """
+        Without an C{onMessage} handler, a MESSAGE is refused with 405 and
+        Allow.
+        """
+        h = Harness(self)
+        h.receive(request("MESSAGE", body=b"hello", contentType="text/plain"))
+        [response] = h.responses()
+        self.assertEqual(response.code, 405)
+        self.assertIn("MESSAGE", response.headers.getAll("Allow"))
+
+    def test_handlerDecides(self):
+        """
+        The handler sees the request and its status is the answer; a
+        handler that raises gives 500.
+        """
+        h = Harness(self)
+        seen = []
+        h.agent.onMessage = lambda message: seen.append(message.body) or 202
+        h.receive(request("MESSAGE", body=b"hello", contentType="text/plain"))
+        h.agent.onMessage = lambda message: 1 / 0
+        h.receive(request("MESSAGE", branch="z9hG4bKm2", cseq=2, body=b"again",
+                          contentType="text/plain"))
+        self.assertEqual(seen, [b"hello"])
+        self.assertEqual(h.codes(), [202, 500])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_send(self):
+        """
+        C{message} sends a MESSAGE with the body and type to the target's
+        address and fires with the final response.
+        """
+        h = Harness(self)
+        d = h.agent.message("sip:bob@198.51.100.9:5062", "sip:vm@example.test", b"New message",
+                            contentType="text/plain")
+        [(sent, destination)] = h.requests("MESSAGE")
+        self.assertEqual(destination, ("198.51.100.9", 5062))
+        self.assertEqual((sent.body, sent.headers.get("Content-Type")), (b"New message", "text/plain"))
+        self.assertIsNone(sent.headers.get("Contact"))
+        h.answerRequest(sent, 200)
+        self.assertEqual(self.successResultOf(d).code, 200)
+        h.clock.advance(64 * h.timers.T1)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
