@@ -31,5 +31,4 @@ class EchoSession:
                            packet.payloadType)
 
     def _ended(self, reason):
-        self._stats.increment("echo.packets", self._leg.endpoint.packetsOut)
         self._leg.close()

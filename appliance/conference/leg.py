@@ -30,15 +30,21 @@ class MediaLeg:
     @ivar payloadType: its RTP payload type; C{dtmfPayloadType} that of
         telephone-event, or C{None}.
     @ivar sending: whether the current direction lets us send.
+    @param stats: the service's L{appliance.stats.Statistics}, which gets
+        the leg's C{rtp.packets.received}, C{.sent} and C{.lost} when it
+        closes.
     """
 
-    def __init__(self, ports, address="", onAudio=None, onDigit=None, onPacket=None):
+    def __init__(self, ports, address="", onAudio=None, onDigit=None, onPacket=None, stats=None,
+                 clock=None, cname=b"appliance"):
         self._ports = ports
+        self._stats = stats
+        self._closed = False
         self._address = address
         self.onAudio = onAudio
         self.onDigit = onDigit
         self.onPacket = onPacket
-        self.endpoint = RTPEndpoint(self._received)
+        self.endpoint = RTPEndpoint(self._received, clock=clock, cname=cname)
         self._dtmf = DTMFReceiver(self._digit)
         self._sessionId = random.randrange(1, 2 ** 31)
         self._version = 0
@@ -137,6 +143,10 @@ class MediaLeg:
             self.onDigit(digit)
 
     @property
+    def closed(self):
+        return self._closed
+
+    @property
     def digits(self):
         """
         The number of key presses received.
@@ -152,4 +162,16 @@ class MediaLeg:
                                payload, timestamp, marker)
 
     def close(self):
+        """
+        Release the ports (after an RTCP BYE) and add this leg's RTP figures
+        to the service's statistics, once.
+        """
+        if self._closed:
+            return None
+        self._closed = True
+        if self._stats is not None:
+            endpoint = self.endpoint
+            self._stats.increment("rtp.packets.received", endpoint.packetsIn)
+            self._stats.increment("rtp.packets.sent", endpoint.packetsOut)
+            self._stats.increment("rtp.packets.lost", endpoint.lost)
         return self.endpoint.close()

@@ -10,6 +10,7 @@ port pair from C{[conference] rtp_ports}.
 
 from twisted.application import service
 from twisted.internet.defer import gatherResults, maybeDeferred, succeed
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from appliance import logs
@@ -17,6 +18,7 @@ from appliance.conference.echo import EchoSession
 from appliance.conference.leg import MediaLeg
 from appliance.conference.room import Room, recordingId
 from appliance.media.endpoint import NoPortsAvailable, RTPPortRange
+from appliance.media.rtp import RTCP_INTERVAL
 from appliance.rtsp.store import MediaStore
 from appliance.sip.message import URI, Address
 from appliance.sip.refer import Transfers
@@ -48,6 +50,9 @@ class ConferenceService(service.Service):
         self._settings = TransportSettings(
             sipConfig.max_message_size, sipConfig.tcp_idle_timeout, sipConfig.max_connections)
         self.rooms = {}
+        self._legs = set()
+        self._rtcp = LoopingCall(self._reportRTCP)
+        self._rtcp.clock = reactor
         self.ports = []
         self.transportsByName = {}
         self._store = MediaStore(mediaRoot)
@@ -117,7 +122,7 @@ class ConferenceService(service.Service):
             if room is not None and len(room) >= self.config.max_participants:
                 call.reject(486, "Room Full")
                 return
-        leg = MediaLeg(self._rtpPorts, self.config.media_address)
+        leg = self._newLeg()
         try:
             if call.offer is None:
                 # A late offer (RFC 3261 section 13.2.1): ours goes in the
@@ -162,6 +167,24 @@ class ConferenceService(service.Service):
         call.onEnded = lambda reason: leg.close()
         call.answer(body)
 
+    def _newLeg(self):
+        leg = MediaLeg(self._rtpPorts, self.config.media_address, stats=self.stats,
+                       clock=self._reactor, cname=b"conference@appliance")
+        self._legs.add(leg)
+        return leg
+
+    def _reportRTCP(self):
+        """
+        One timer for the RTCP reports of every call (RFC 3550 section
+        6.2), rather than one per call.
+        """
+        now = self._reactor.seconds()
+        for leg in list(self._legs):
+            if leg.closed:
+                self._legs.discard(leg)
+            else:
+                leg.endpoint.report(now)
+
     def _openRoom(self, name):
         recorder = None
         if self.config.record:
@@ -184,7 +207,7 @@ class ConferenceService(service.Service):
             return None
         if len(room) >= self.config.max_participants:
             return None
-        leg = MediaLeg(self._rtpPorts, self.config.media_address)
+        leg = self._newLeg()
         try:
             body = leg.offer()
         except NoPortsAvailable:
@@ -259,9 +282,12 @@ class ConferenceService(service.Service):
     def startService(self):
         service.Service.startService(self)
         self.controller.ready = True
+        self._rtcp.start(RTCP_INTERVAL, now=False)
 
     def stopService(self):
         service.Service.stopService(self)
+        if self._rtcp.running:
+            self._rtcp.stop()
         self.agent.stop()
         for room in list(self.rooms.values()):
             room.close()

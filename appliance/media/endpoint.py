@@ -7,22 +7,35 @@ remote session description names.
 L{RTPPortRange} hands out port pairs from the configured range; L{RTPEndpoint}
 parses what arrives, counts it (packets, octets, losses by sequence gaps) and
 passes each RTP packet to its owner, and stamps what its owner sends with its
-own SSRC and sequence numbers.
+own SSRC and sequence numbers.  RTCP: what arrives is counted; the owner
+has L{RTPEndpoint.report} send an SR (or RR) with our CNAME every few
+seconds, and L{RTPEndpoint.close} ends with a BYE (RFC 3550 section 6).
 """
 
 import random
 import socket
+import struct
 
 from twisted.internet import error as netError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from appliance import logs
-from appliance.media.rtp import RTPError, RTPPacket, goodbye, isRTCP, parseRTP
+
+from appliance.media.rtp import (
+    RTCP_RR, RTPError, RTPPacket, goodbye, isRTCP, parseRTP, senderReport, sourceDescription,
+)
 
 _log = Logger(observer=logs.observer)
 
 MAX_DATAGRAM = 2048
+
+
+def receiverReport(ssrc):
+    """
+    An RTCP RR without report blocks (RFC 3550 section 6.4.2).
+    """
+    return struct.pack("!BBHI", 0x80, RTCP_RR, 1, ssrc)
 
 
 class NoPortsAvailable(Exception):
@@ -92,8 +105,11 @@ class RTPEndpoint(DatagramProtocol):
 
     noisy = False
 
-    def __init__(self, onPacket=None, ssrc=None):
+    def __init__(self, onPacket=None, ssrc=None, clock=None, cname=b"appliance"):
         self.onPacket = onPacket
+        self._clock = clock
+        self.cname = cname
+        self._lastTimestamp = 0
         self.ssrc = ssrc if ssrc is not None else random.getrandbits(32)
         self._sequence = random.getrandbits(16)
         self.remote = None
@@ -150,7 +166,8 @@ class RTPEndpoint(DatagramProtocol):
         self._sequence = (self._sequence + 1) & 0xFFFF
         if self.remote is None or self.transport is None:
             return
-        packet = RTPPacket(payloadType, self._sequence, timestamp & 0xFFFFFFFF, self.ssrc, payload, marker)
+        self._lastTimestamp = timestamp & 0xFFFFFFFF
+        packet = RTPPacket(payloadType, self._sequence, self._lastTimestamp, self.ssrc, payload, marker)
         try:
             self.transport.write(packet.toBytes(), self.remote)
         except (OSError, netError.MessageLengthError) as e:
@@ -159,16 +176,40 @@ class RTPEndpoint(DatagramProtocol):
         self.packetsOut += 1
         self.octetsOut += len(payload)
 
+    def _compound(self, now):
+        """
+        The first packets of every compound RTCP packet (RFC 3550 section
+        6.1): an SR once we have sent, else an RR, and our CNAME.
+        """
+        if self.packetsOut:
+            report = senderReport(self.ssrc, now, self._lastTimestamp, self.packetsOut, self.octetsOut)
+        else:
+            report = receiverReport(self.ssrc)
+        return report + sourceDescription(self.ssrc, self.cname)
+
+    def _sendRTCP(self, data):
+        if self._rtcpPort is None or self.rtcpRemote is None:
+            return
+        try:
+            self._rtcpPort.write(data, self.rtcpRemote)
+        except (OSError, netError.MessageLengthError) as e:
+            _log.debug("RTCP send to {remote} failed: {error}", remote=self.rtcpRemote, error=e)
+
+    def report(self, now):
+        """
+        Send a compound RTCP report (the owner calls this every few
+        seconds, RFC 3550 section 6.2).
+        """
+        self._sendRTCP(self._compound(now))
+
     def close(self):
         """
-        Send an RTCP BYE (RFC 3550 section 6.6) and release the ports.
+        Send an RTCP BYE in a compound packet (RFC 3550 section 6.6) and
+        release the ports.
         """
         if self._rtcpPort is not None:
-            if self.rtcpRemote is not None:
-                try:
-                    self._rtcpPort.write(goodbye(self.ssrc), self.rtcpRemote)
-                except (OSError, netError.MessageLengthError):
-                    pass
+            now = self._clock.seconds() if self._clock is not None else 0.0
+            self._sendRTCP(self._compound(now) + goodbye(self.ssrc))
             self._rtcpPort.stopListening()
             self._rtcpPort = None
         if self.port is not None:

@@ -31,6 +31,7 @@ VOICEMAIL = OBJECTS + (5,)
 DRM = OBJECTS + (6,)
 PSAP = OBJECTS + (7,)
 NOTIFY_OBJECTS = OBJECTS + (8,)
+CONFERENCE = OBJECTS + (9,)
 
 #: applServiceTable rows, at fixed indices 1, 2, ...
 SERVICES = ("sip", "rtsp", "voicemail", "drm", "psap", "web", "snmp", "dbus", "conference")
@@ -268,6 +269,18 @@ PSAP_SCALARS = _scalars(PSAP, [
     (5, "applPsapCallTakersAvailable", GAUGE, stat("psap", "calltakers.available")),
 ])
 
+CONFERENCE_SCALARS = _scalars(CONFERENCE, [
+    (1, "applConfCallsActive", GAUGE, stat("conference", "calls.active")),
+    (2, "applConfEchoCalls", COUNTER, stat("conference", "calls.echo")),
+    (3, "applConfRoomCalls", COUNTER, stat("conference", "calls.conference")),
+    (4, "applConfRoomsActive", GAUGE, stat("conference", "conference.rooms")),
+    (5, "applConfParticipants", GAUGE, stat("conference", "conference.participants")),
+    (6, "applConfDtmfEvents", COUNTER, stat("conference", "dtmf.events")),
+    (7, "applConfRtpPacketsReceived", COUNTER, stat("conference", "rtp.packets.received")),
+    (8, "applConfRtpPacketsSent", COUNTER, stat("conference", "rtp.packets.sent")),
+    (9, "applConfRtpPacketsLost", COUNTER, stat("conference", "rtp.packets.lost")),
+])
+
 
 def _serviceStatus(service):
     return lambda state: state.status(service)
@@ -314,7 +327,7 @@ for _class in range(1, 7):
 #: Every readable instance, in OID order.
 ALL_OBJECTS = sorted(
     SYSTEM_OBJECTS + SERVICE_OBJECTS + SIP_SCALARS + SIP_METHOD_OBJECTS + SIP_CLASS_OBJECTS
-    + RTSP_SCALARS + VOICEMAIL_SCALARS + DRM_SCALARS + PSAP_SCALARS,
+    + RTSP_SCALARS + VOICEMAIL_SCALARS + DRM_SCALARS + PSAP_SCALARS + CONFERENCE_SCALARS,
     key=lambda definition: definition.instance,
 )
 

@@ -1,0 +1,825 @@
+"""
+SIP-specific event notification (RFC 6665): SUBSCRIBE and NOTIFY for the
+appliance's own user agents, with message-waiting indication (RFC 3842,
+event package C{message-summary}) as the first package.
+
+  - L{Event} and L{SubscriptionState} are the header grammar of RFC 6665
+    section 8.4: pure code, malformed values raise L{ParseError} (400).
+  - L{EventServer} is the notifier (section 4.2): it answers the
+    out-of-dialog SUBSCRIBE requests for the L{IEventPackage}s it serves
+    and keeps a L{ServerSubscription} for each one it accepted.
+  - L{subscribe} starts a L{Subscription}, the subscriber (section 4.1).
+
+Both kinds of subscription are filed in the user agent's C{_calls} under
+their dialog ID, so that in-dialog requests reach their
+C{_requestReceived}, and leave with C{agent._forget}.  A subscription whose
+SUBSCRIBE is not answered yet is filed under C{(Call-ID, local tag, None)},
+where a NOTIFY that overtakes the 2xx can find it (section 4.1.2.4).
+"""
+
+import re
+
+import attrs
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from zope.interface import Attribute, Interface, implementer
+
+from appliance import logs
+from appliance.sip.dialog import Dialog
+from appliance.sip.dispatcher import newTag, unsupportedExtensions
+from appliance.sip.message import ParseError, makeResponse
+from appliance.sip.uac import newRequest
+from appliance.sip.uri import formatParams, parseParams
+
+_log = Logger(observer=logs.observer)
+
+# Subscription states: the subscriber's of RFC 6665 section 4.1.2, and the
+# substate-value of the Subscription-State header (section 8.4).
+NOTIFY_WAIT, PENDING, ACTIVE, TERMINATED = "notify_wait", "pending", "active", "terminated"
+
+# Why a subscription was terminated (RFC 6665 section 4.2.2).
+DEACTIVATED, PROBATION, REJECTED, TIMEOUT, GIVEUP, NORESOURCE, INVARIANT = (
+    "deactivated", "probation", "rejected", "timeout", "giveup", "noresource", "invariant")
+
+#: The event package of message-waiting indication (RFC 3842).
+MESSAGE_SUMMARY = "message-summary"
+
+_MAX_DELTA = 2 ** 32 - 1
+_NODOT = r"[A-Za-z0-9\-!%*_+`'~]+"
+_EVENT_TYPE = re.compile(r"%s(?:\.%s)*" % (_NODOT, _NODOT))
+_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+
+
+def _deltaSeconds(text, what):
+    """
+    A delta-seconds value (RFC 3261 section 25.1); a larger one than
+    2**32-1 counts as 2**32-1 (section 20.19).
+
+    @raise ParseError: not a decimal number.
+    """
+    text = (text or "").strip(" \t")
+    if not (text.isascii() and text.isdigit()):
+        raise ParseError("bad %s value" % (what,))
+    significant = text.lstrip("0")
+    return _MAX_DELTA if len(significant) > 10 else min(int(significant or "0"), _MAX_DELTA)
+
+
+def _split(text, what):
+    """
+    C{(leading value, parameters)} of a header value.
+    """
+    head, semicolon, rest = text.strip(" \t").partition(";")
+    return head.strip(" \t"), parseParams(semicolon + rest, what)
+
+
+@attrs.frozen
+class Event:
+    """
+    An Event header value (RFC 6665 sections 7.2.1 and 8.4): the event type
+    (a package, possibly with templates such as C{presence.winfo}) and the
+    C{id} parameter telling apart subscriptions in one dialog.
+
+    @ivar params: the other parameters, C{(name, value or None)} pairs.
+    """
+
+    package: str
+    id: str | None = None
+    params: tuple = ()
+
+    @classmethod
+    def parse(cls, text):
+        """
+        @raise ParseError: a malformed value (status 400).
+        """
+        package, params = _split(text, "Event")
+        if not _EVENT_TYPE.fullmatch(package):
+            raise ParseError("bad Event header")
+        ids = [value for name, value in params if name == "id"]
+        if len(ids) > 1 or (ids and (ids[0] is None or not _TOKEN.fullmatch(ids[0]))):
+            raise ParseError("bad id in Event header")
+        return cls(package, ids[0] if ids else None,
+                   tuple(param for param in params if param[0] != "id"))
+
+    def __str__(self):
+        params = self.params if self.id is None else (("id", self.id),) + self.params
+        return self.package + formatParams(params)
+
+    def matches(self, other):
+        """
+        Whether C{other} names the same subscription: event types and C{id}
+        compared byte by byte (RFC 6665 section 8.2.1).
+        """
+        return self.package == other.package and self.id == other.id
+
+
+@attrs.frozen
+class SubscriptionState:
+    """
+    A Subscription-State header value (RFC 6665 section 8.4): the state
+    (C{active}, C{pending}, C{terminated} or an extension), and the
+    C{expires}, C{reason} and C{retry-after} parameters.
+
+    @ivar params: the other parameters, C{(name, value or None)} pairs.
+    """
+
+    state: str
+    expires: int | None = None
+    reason: str | None = None
+    retryAfter: int | None = None
+    params: tuple = ()
+
+    @classmethod
+    def parse(cls, text):
+        """
+        @raise ParseError: a malformed value (status 400).
+        """
+        state, params = _split(text, "Subscription-State")
+        if not _TOKEN.fullmatch(state):
+            raise ParseError("bad Subscription-State header")
+        known, others = {}, []
+        for name, value in params:
+            if name not in ("expires", "reason", "retry-after"):
+                others.append((name, value))
+            elif value is None or name in known:
+                raise ParseError("bad %s in Subscription-State header" % (name,))
+            else:
+                known[name] = value
+        reason = known.get("reason")
+        if reason is not None and not _TOKEN.fullmatch(reason):
+            raise ParseError("bad reason in Subscription-State header")
+        seconds = {name: _deltaSeconds(known[name], name) for name in ("expires", "retry-after")
+                   if name in known}
+        return cls(state.lower(), seconds.get("expires"), reason and reason.lower(),
+                   seconds.get("retry-after"), tuple(others))
+
+    def __str__(self):
+        params = [(name, str(value)) for name, value in (
+            ("reason", self.reason), ("expires", self.expires), ("retry-after", self.retryAfter))
+            if value is not None]
+        return self.state + formatParams(params + list(self.params))
+
+
+def _eventOf(message):
+    """
+    The one Event header of a SUBSCRIBE or NOTIFY (RFC 6665 section 8.2.1).
+
+    @raise ParseError: none, several or a malformed one.
+    """
+    values = message.headers.getAll("Event")
+    if len(values) != 1:
+        raise ParseError("exactly one Event header needed")
+    return Event.parse(values[0])
+
+
+# Packages ---------------------------------------------------------------------
+
+
+class IEventPackage(Interface):
+    """
+    What an event package (RFC 6665 section 5) tells the L{EventServer}.
+    It may also have C{defaultExpires}, the duration of a subscription
+    whose SUBSCRIBE has no Expires (RFC 6665 section 4.2.1.1; an hour when
+    absent).
+    """
+
+    contentType = Attribute("The Content-Type of the NOTIFY bodies.")
+
+    def accepts(request):
+        """
+        C{None} to accept a new SUBSCRIBE, or the status refusing it: 404
+        for an unknown resource, 403 when not allowed (RFC 6665 section
+        4.2.1.3).
+        """
+
+    def state(subscription):
+        """
+        The current state of C{subscription.uri}: the body of a NOTIFY, as
+        bytes (RFC 6665 section 4.2.2).
+        """
+
+
+def messageSummary(new, old, account=None, urgent=None):
+    """
+    An application/simple-message-summary body (RFC 3842 section 5):
+    Messages-Waiting, the optional Message-Account and a Voice-Message
+    line C{new/old}, with C{(urgent new/urgent old)} when C{urgent} is a
+    pair.
+    """
+    lines = ["Messages-Waiting: %s" % ("yes" if new else "no")]
+    if account is not None:
+        lines.append("Message-Account: %s" % (account,))
+    line = "Voice-Message: %d/%d" % (new, old)
+    if urgent is not None:
+        line += " (%d/%d)" % tuple(urgent)
+    lines.append(line)
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+@implementer(IEventPackage)
+class MessageSummary:
+    """
+    The C{message-summary} package (RFC 3842): C{counts(uri)} gives the
+    C{(new, old)} message counts of the mailbox a Request-URI names, or
+    C{None} for no such mailbox (404).
+    """
+
+    contentType = "application/simple-message-summary"
+    defaultExpires = 3600
+
+    def __init__(self, counts):
+        self._counts = counts
+
+    def accepts(self, request):
+        return None if self._counts(request.uri) is not None else 404
+
+    def state(self, subscription):
+        new, old = self._counts(subscription.uri) or (0, 0)
+        return messageSummary(new, old)
+
+
+# What both ends share ---------------------------------------------------------------
+
+
+class _Usage:
+    """
+    A subscription as a dialog usage filed in the user agent's C{_calls}.
+    """
+
+    dialog = None
+    state = None
+    reason = None
+    onEnded = None
+
+    def _cancel(self, name):
+        call = getattr(self, name)
+        if call is not None and call.active():
+            call.cancel()
+        setattr(self, name, None)
+
+    def _ackReceived(self, ack):
+        """
+        An ACK that strays into a subscription dialog is ignored.
+        """
+
+    _reinviteAcked = _ackReceived
+
+    def _respond(self, transaction, request, code, headers=()):
+        self._agent.respond(transaction, request, code, headers=headers)
+
+    def _logFailure(self, failure):
+        _log.failure("in the {event} subscription {callId}", failure,
+                     event=self.event.package, callId=self.dialog.callId)
+
+
+# Notifier ------------------------------------------------------------------------
+
+
+class EventServer:
+    """
+    The notifier of one user agent (RFC 6665 section 4.2).
+
+    @param agent: the L{appliance.sip.useragent.UserAgent}; it hands every
+        out-of-dialog SUBSCRIBE to L{subscribeReceived}.
+    @param clock: an L{IReactorTime}.
+    @param packages: C{{event package name: IEventPackage}}.
+    @param minExpires: shorter subscriptions are refused with 423.
+    @param maxExpires: longer ones are granted this long.
+    """
+
+    def __init__(self, agent, clock, packages, minExpires=60, maxExpires=3600):
+        self._agent = agent
+        self._clock = clock
+        self._packages = dict(packages)
+        self.minExpires = minExpires
+        self.maxExpires = maxExpires
+        self._subscriptions = []
+
+    @property
+    def subscriptions(self):
+        """
+        The L{ServerSubscription}s in force.
+        """
+        return list(self._subscriptions)
+
+    def allowEvents(self):
+        """
+        The Allow-Events value listing our packages (RFC 6665 section 8.2.2).
+        """
+        return ", ".join(sorted(self._packages))
+
+    def subscribeReceived(self, request, transaction):
+        """
+        A SUBSCRIBE outside any dialog (RFC 6665 section 4.2.1.1): 489 with
+        Allow-Events for a package we do not serve, 423 with Min-Expires
+        for too short a duration, the package's refusal, or 200 with the
+        granted Expires, a To tag and our Contact, followed at once by a
+        NOTIFY of the current state (section 4.2.1.2).  An Expires of 0
+        fetches the state: one terminated NOTIFY (section 4.4.3).
+        """
+        try:
+            self._subscribe(request, transaction)
+        except ParseError as e:
+            self._agent.respond(transaction, request, e.status, e.reason)
+
+    def _subscribe(self, request, transaction):
+        event = _eventOf(request)
+        package = self._packages.get(event.package)
+        if package is None:
+            self._agent.respond(transaction, request, 489, headers=(("Allow-Events", self.allowEvents()),))
+            return
+        expires = self._grant(request, package, transaction)
+        if expires is None:
+            return
+        unsupported = unsupportedExtensions(request)
+        if unsupported:
+            self._agent.respond(transaction, request, 420, headers=(("Unsupported", ", ".join(unsupported)),))
+            return
+        dialog = Dialog.forServer(request, newTag(), self._agent.contact)
+        try:
+            status = package.accepts(request)
+        except Exception:
+            _log.failure("accepting a {event} subscription", event=event.package)
+            status = 500
+        if status is not None:
+            self._agent.respond(transaction, request, status)
+            return
+        dialog.confirm()
+        subscription = ServerSubscription(self, request, event, package, dialog)
+        self._accept(transaction, request, dialog, expires)
+        if expires == 0:
+            subscription.terminate(TIMEOUT)
+            return
+        self._agent._calls[dialog.id] = subscription
+        self._subscriptions.append(subscription)
+        subscription._extend(expires)
+        subscription._queueNotify()
+        _log.info("{event} subscription {callId} to {uri} for {expires} s", event=event.package,
+                  callId=dialog.callId, uri=request.uri, expires=expires)
+
+    def _grant(self, request, package, transaction):
+        """
+        The duration to grant (RFC 6665 section 4.2.1.1): the Expires asked
+        for, or the package's default, at most L{maxExpires}; C{None} after
+        refusing a non-zero one below L{minExpires} with 423.
+        """
+        values = request.headers.getAll("Expires")
+        asked = _deltaSeconds(values[0], "Expires") if values else getattr(package, "defaultExpires", 3600)
+        if 0 < asked < self.minExpires:
+            self._agent.respond(transaction, request, 423, headers=(("Min-Expires", str(self.minExpires)),))
+            return None
+        return min(asked, self.maxExpires)
+
+    def _accept(self, transaction, request, dialog, expires):
+        response = makeResponse(request, 200, toTag=dialog.localTag)
+        for value in request.headers.getAll("Record-Route"):
+            response.headers.add("Record-Route", value)
+        response.headers.add("Contact", self._agent.contact)
+        response.headers.add("Expires", str(expires))
+        self._agent.stats.increment("responses.out.2xx")
+        transaction.respond(response)
+
+    def notifyAll(self, package, match=None):
+        """
+        Send the current state to every subscription to C{package} for
+        which C{match(subscription)} is true (all without C{match}): a new
+        voicemail message for instance.
+
+        @return: how many were notified.
+        """
+        chosen = [s for s in self._subscriptions if s.package == package and (match is None or match(s))]
+        for subscription in chosen:
+            subscription.notify()
+        return len(chosen)
+
+    def stop(self):
+        """
+        Terminate every subscription with C{reason=deactivated}: the
+        subscribers should subscribe again at once (RFC 6665 section 4.2.2).
+        """
+        for subscription in self.subscriptions:
+            subscription.terminate(DEACTIVATED)
+
+    def _removed(self, subscription):
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+
+
+class ServerSubscription(_Usage):
+    """
+    A subscription we accepted (RFC 6665 section 4.2).
+
+    @ivar request: the SUBSCRIBE that created it; C{uri}, its Request-URI,
+        names the resource.
+    @ivar event: its L{Event}; C{package}, the event package name.
+    @ivar state: C{active} or C{terminated}; C{reason} says why it ended.
+    @ivar onEnded: C{onEnded(reason)} once it has ended.
+    """
+
+    def __init__(self, server, request, event, package, dialog):
+        self._server = server
+        self._agent = server._agent
+        self._clock = server._clock
+        self._package = package
+        self.request = request
+        self.uri = request.uri
+        self.event = event
+        self.package = event.package
+        self.dialog = dialog
+        self.state = ACTIVE
+        self._retryAfter = None
+        self._expiresAt = self._clock.seconds()
+        self._expiry = None
+        self._inFlight = self._again = False
+
+    @property
+    def expires(self):
+        """
+        The seconds left before it expires.
+        """
+        return max(0, int(self._expiresAt - self._clock.seconds()))
+
+    def notify(self):
+        """
+        Send the current state in a NOTIFY (RFC 6665 section 4.2.2).  One
+        NOTIFY at a time is outstanding, so that they arrive in order;
+        changes meanwhile are sent together once it is answered.
+        """
+        if self.state != TERMINATED:
+            self._queueNotify()
+
+    def terminate(self, reason=NORESOURCE, retryAfter=None):
+        """
+        End the subscription with a NOTIFY whose Subscription-State is
+        C{terminated;reason=...} (RFC 6665 section 4.2.2).
+        """
+        if self.state == TERMINATED:
+            return
+        self._retryAfter = retryAfter
+        self._end(reason)
+        self._queueNotify()
+
+    def _extend(self, seconds):
+        self._cancel("_expiry")
+        self._expiresAt = self._clock.seconds() + seconds
+        self._expiry = self._clock.callLater(seconds, self._expired)
+
+    def _expired(self):
+        self._expiry = None
+        self.terminate(TIMEOUT)
+
+    def _requestReceived(self, request, transaction):
+        """
+        A request in the dialog: a SUBSCRIBE refreshes the subscription,
+        or with Expires 0 ends it (RFC 6665 section 4.2.1.4), answered 200
+        and followed by a NOTIFY; other methods get 405.
+        """
+        try:
+            self.dialog.receiveRequest(request)
+            if request.method != "SUBSCRIBE":
+                self._respond(transaction, request, 405, headers=(("Allow", "SUBSCRIBE"),))
+            elif self.state == TERMINATED or not _eventOf(request).matches(self.event):
+                self._respond(transaction, request, 481)
+            else:
+                expires = self._server._grant(request, self._package, transaction)
+                if expires is None:
+                    return
+                self._server._accept(transaction, request, self.dialog, expires)
+                if expires == 0:
+                    self.terminate(TIMEOUT)
+                else:
+                    self._extend(expires)
+                    self._queueNotify()
+        except ParseError as e:
+            self._agent.respond(transaction, request, e.status, e.reason)
+
+    def _queueNotify(self):
+        if self._inFlight:
+            self._again = True
+        else:
+            self._sendNotify()
+
+    def _sendNotify(self):
+        self._again = False
+        if self.state == TERMINATED:
+            substate = SubscriptionState(TERMINATED, reason=self.reason, retryAfter=self._retryAfter)
+        else:
+            substate = SubscriptionState(ACTIVE, expires=self.expires)
+        try:
+            body = self._package.state(self) or b""
+        except Exception:
+            _log.failure("state of the {event} subscription {callId}", event=self.package,
+                         callId=self.dialog.callId)
+            body = b""
+        notify = self.dialog.createRequest(
+            "NOTIFY", body=body, contentType=self._package.contentType,
+            headers=(("Event", str(self.event)), ("Subscription-State", str(substate))))
+        self._inFlight = True
+        self._agent.send(notify, self).addCallback(self._notifyAnswered).addErrback(self._logFailure)
+
+    def _notifyAnswered(self, response):
+        """
+        RFC 6665 section 4.2.2: a NOTIFY that fails (a timeout, 481, or an
+        error without Retry-After) removes the subscription.
+        """
+        self._inFlight = False
+        code = response.code
+        if code >= 300 and (code in (408, 481) or response.headers.get("Retry-After") is None):
+            _log.info("NOTIFY of {callId} failed with {code}", callId=self.dialog.callId, code=code)
+            self._again = False
+            self._end("failed")
+            return
+        if code < 300:
+            try:
+                self.dialog.refreshTarget(response)
+            except ParseError:
+                pass
+        if self._again:
+            self._sendNotify()
+
+    def _end(self, reason):
+        if self.state == TERMINATED:
+            return
+        self.state = TERMINATED
+        self.reason = reason
+        self._cancel("_expiry")
+        self._agent._forget(self)
+        self._server._removed(self)
+        _log.info("{event} subscription {callId} ended: {reason}", event=self.package,
+                  callId=self.dialog.callId, reason=reason)
+        if self.onEnded is not None:
+            self.onEnded(reason)
+
+
+# Subscriber ------------------------------------------------------------------------
+
+
+class SubscriptionFailed(Exception):
+    """
+    No subscription: the C{code} and C{reason} of the final response to
+    the SUBSCRIBE (a local 408 or 503 when nothing came back), or C{None}
+    and why it ended before any answer.
+    """
+
+    def __init__(self, code, reason=""):
+        Exception.__init__(self, "%s %s" % (code, reason))
+        self.code = code
+        self.reason = reason
+
+
+def subscribe(agent, clock, target, fromURI, event, expires=3600, credentials=None, route=None,
+              onNotify=None):
+    """
+    Subscribe to C{event} (a package name or an L{Event}) of C{target}
+    from C{fromURI} (RFC 6665 section 4.1.2.1); see L{Subscription}.
+    """
+    subscription = Subscription(agent, clock, target, fromURI, event, expires, credentials, route,
+                                onNotify)
+    subscription.start()
+    return subscription
+
+
+class Subscription(_Usage):
+    """
+    A subscription we hold as the subscriber (RFC 6665 section 4.1).
+
+    C{result} fires with the subscription when its first 2xx or NOTIFY
+    arrives (a NOTIFY may overtake the 2xx, section 4.1.2.4), or fails with
+    L{SubscriptionFailed}.  Each NOTIFY is answered 200 and handed to
+    C{onNotify(state, reason, expires, body, contentType)}.  Digest
+    challenges are answered once with C{credentials}.  The subscription is
+    refreshed at the larger of 30 s before it expires and half its
+    duration (section 4.1.2.2); it ends with a terminated NOTIFY, a 481 to
+    a refresh, or no NOTIFY within 64*T1 of a SUBSCRIBE (Timer N).
+
+    @ivar state: C{notify_wait}, C{pending}, C{active} or C{terminated}.
+    @ivar expires: the duration granted last.
+    @ivar reason: the reason of the terminated NOTIFY, or a local one
+        (C{failed}, C{gone}, C{no notify}, C{expired}, C{unsubscribed}).
+    @ivar retryAfter: the retry-after of the terminated NOTIFY, if any.
+    @ivar onEnded: C{onEnded(reason)} once it has ended; subscribing
+        again is up to the application (section 4.1.3).
+    """
+
+    retryAfter = None
+
+    def __init__(self, agent, clock, target, fromURI, event, expires=3600, credentials=None,
+                 route=None, onNotify=None):
+        self._agent = agent
+        self._clock = clock
+        self.event = event if isinstance(event, Event) else Event.parse(event)
+        self._asked = expires
+        self.expires = None
+        self._credentials = credentials
+        self.onNotify = onNotify
+        self.state = NOTIFY_WAIT
+        self.result = Deferred()
+        self._refreshTimer = self._timerN = None
+        self._refreshing = self._unsubscribing = False
+        self._expiresAt = clock.seconds()
+        self._request = newRequest(
+            "SUBSCRIBE", target, fromURI, target, agent.contact, route,
+            headers=(("Event", str(self.event)), ("Expires", str(expires))))
+        number, _ = self._request.cseq()
+        self.dialog = Dialog(
+            callId=self._request.callId, localTag=self._request.fromAddress().tag, remoteTag=None,
+            localURI="<%s>" % (fromURI,), remoteURI=self._request.headers.get("To"),
+            localSeq=number, remoteSeq=None, remoteTarget=self._request.uri,
+            routeSet=self._request.headers.getAll("Route"), localContact=agent.contact,
+            isCaller=True)
+
+    def start(self):
+        """
+        Send the SUBSCRIBE, filed under C{(Call-ID, local tag, None)}
+        until it is answered.
+        """
+        self._agent._calls[self.dialog.id] = self
+        self._send(self._request, self._subscribeAnswered)
+
+    def unsubscribe(self):
+        """
+        Send a SUBSCRIBE with Expires 0 (RFC 6665 section 4.1.2.3); the
+        terminated NOTIFY it brings ends the subscription.  Before the
+        dialog exists the subscription ends at once: a NOTIFY that comes
+        later gets 481, which ends it at the notifier (section 4.2.2).
+
+        @return: a L{Deferred} firing with the final response (C{None} when
+            nothing was sent).
+        """
+        if self.state == TERMINATED or self._unsubscribing:
+            return succeed(None)
+        if self.dialog.remoteTag is None:
+            self._end("unsubscribed")
+            return succeed(None)
+        self._unsubscribing = True
+        self._cancel("_refreshTimer")
+
+        def answered(response):
+            if response.code >= 300:
+                self._end("unsubscribed")
+            return response
+
+        return self._send(self._inDialogSubscribe(0), answered)
+
+    def _send(self, request, answered):
+        self._cancel("_timerN")
+        self._timerN = self._clock.callLater(64 * self._agent.timers.T1, self._noNotify)
+        d = self._agent.send(request, self, self._credentials)
+        return d.addCallback(answered).addErrback(self._logFailure)
+
+    def _inDialogSubscribe(self, expires):
+        return self.dialog.createRequest(
+            "SUBSCRIBE", headers=(("Event", str(self.event)), ("Expires", str(expires))))
+
+    def _subscribeAnswered(self, response):
+        code = response.code
+        if self.state == TERMINATED:
+            return
+        if not 200 <= code < 300:
+            self._fail(code, response.reason)
+            return
+        try:
+            if self.dialog.remoteTag is None:
+                dialog = Dialog.forClient(self._request, response)
+                dialog.localSeq = self.dialog.localSeq  # the CSeq of a retry with credentials
+                self._establish(dialog)
+            elif response.toAddress().tag != self.dialog.remoteTag:
+                return  # another fork: its NOTIFY gets 481 (RFC 6665 section 4.1.4)
+            granted = self._granted(response)
+        except ParseError as e:
+            _log.info("unusable 2xx to SUBSCRIBE {callId}: {reason}", callId=self.dialog.callId,
+                      reason=e.reason)
+            self._fail(code, e.reason)
+            return
+        self._setExpiry(granted)
+        self._fire()
+
+    def _granted(self, response):
+        value = response.headers.get("Expires")
+        return self._asked if value is None else _deltaSeconds(value, "Expires")
+
+    def _establish(self, dialog):
+        self._agent._calls.pop(self.dialog.id, None)
+        self.dialog = dialog
+        self._agent._calls[dialog.id] = self
+
+    def _fire(self):
+        if not self.result.called:
+            self.result.callback(self)
+
+    def _setExpiry(self, seconds):
+        self.expires = seconds
+        self._expiresAt = self._clock.seconds() + seconds
+        if self._refreshing or self._unsubscribing:
+            return
+        self._cancel("_refreshTimer")
+        if seconds > 0:
+            self._refreshTimer = self._clock.callLater(max(seconds - 30, seconds / 2), self._refresh)
+
+    def _refresh(self):
+        """
+        RFC 6665 section 4.1.2.2: a SUBSCRIBE in the dialog, with the same
+        Event, before the subscription expires.
+        """
+        self._refreshTimer = None
+        self._refreshing = True
+        self._send(self._inDialogSubscribe(self._asked), self._refreshAnswered)
+
+    def _refreshAnswered(self, response):
+        self._refreshing = False
+        if self.state == TERMINATED or self._unsubscribing:
+            return
+        code = response.code
+        if 200 <= code < 300:
+            try:
+                self.dialog.refreshTarget(response)
+                granted = self._granted(response)
+            except ParseError:
+                granted = self._asked
+            self._setExpiry(granted)
+        elif code == 481:
+            self._end("gone")
+        else:
+            # The subscription holds until it expires (RFC 6665 section 4.1.2.2).
+            self._cancel("_timerN")
+            self._refreshTimer = self._clock.callLater(
+                max(0, self._expiresAt - self._clock.seconds()), self._end, "expired")
+
+    def _noNotify(self):
+        self._timerN = None
+        self._end("no notify")
+
+    def _requestReceived(self, request, transaction):
+        """
+        A NOTIFY (RFC 6665 section 4.1.3): one whose Event is not ours gets
+        489, one without a valid Subscription-State 400; the first may
+        create the dialog (section 4.1.2.4).  Other methods get 405.
+        """
+        try:
+            self._notifyReceived(request, transaction)
+        except ParseError as e:
+            self._agent.respond(transaction, request, e.status, e.reason)
+
+    def _notifyReceived(self, request, transaction):
+        if request.method != "NOTIFY":
+            self._respond(transaction, request, 405, headers=(("Allow", "NOTIFY"),))
+            return
+        if not _eventOf(request).matches(self.event):
+            self._respond(transaction, request, 489)
+            return
+        values = request.headers.getAll("Subscription-State")
+        if len(values) != 1:
+            raise ParseError("exactly one Subscription-State header needed")
+        substate = SubscriptionState.parse(values[0])
+        if self.dialog.remoteTag is None:
+            if request.fromAddress().tag is None:
+                raise ParseError("NOTIFY without a From tag")
+            dialog = Dialog.forServer(request, self.dialog.localTag, self._agent.contact)
+            dialog.localURI, dialog.remoteURI = self.dialog.localURI, self.dialog.remoteURI
+            dialog.localSeq, dialog.isCaller = self.dialog.localSeq, True
+            dialog.confirm()
+            self._establish(dialog)
+        self.dialog.receiveRequest(request)
+        self._respond(transaction, request, 200)
+        self._cancel("_timerN")
+        if substate.state in (ACTIVE, PENDING) and not self._unsubscribing:
+            self.state = substate.state
+            if substate.expires is not None:
+                self._setExpiry(substate.expires)
+        self._fire()
+        if self.onNotify is not None:
+            try:
+                self.onNotify(substate.state, substate.reason, substate.expires, request.body,
+                              request.headers.get("Content-Type"))
+            except Exception:
+                _log.failure("handling a NOTIFY of {callId}", callId=self.dialog.callId)
+        if substate.state == TERMINATED:
+            self.retryAfter = substate.retryAfter
+            self._end(substate.reason or TERMINATED)
+
+    def _fail(self, code, reason):
+        if not self.result.called:
+            self.result.errback(SubscriptionFailed(code, reason))
+        self._end("failed")
+
+    def _end(self, reason):
+        if self.state == TERMINATED:
+            return
+        self.state = TERMINATED
+        self.reason = reason
+        self._cancel("_refreshTimer")
+        self._cancel("_timerN")
+        self._agent._forget(self)
+        _log.info("subscription {callId} to {event} ended: {reason}", callId=self.dialog.callId,
+                  event=self.event.package, reason=reason)
+        if not self.result.called:
+            self.result.errback(SubscriptionFailed(None, reason))
+        if self.onEnded is not None:
+            self.onEnded(reason)
+
+
+__all__ = [
+    "ACTIVE", "DEACTIVATED", "GIVEUP", "INVARIANT", "MESSAGE_SUMMARY", "NORESOURCE", "NOTIFY_WAIT",
+    "PENDING", "PROBATION", "REJECTED", "TERMINATED", "TIMEOUT", "Event", "EventServer",
+    "IEventPackage", "MessageSummary", "ServerSubscription", "Subscription", "SubscriptionFailed",
+    "SubscriptionState", "messageSummary", "subscribe",
+]
