@@ -135,6 +135,7 @@ class ApplianceService(service.MultiService):
                 config, reactor, services=lambda: list(self),
                 location=sip.location if sip is not None else None,
                 statistics=self.stats, stats=self.stats["dbus"],
+                conference=self.namedServices.get("conference"),
             ).setServiceParent(self)
         if "snmp" in config.appliance.services:
             # After the others: it reports their start and their stop.
@@ -154,6 +155,7 @@ class ApplianceService(service.MultiService):
         self.stats["conference"] = Statistics("conference")
         conference = ConferenceService(
             config.conference, config.sip, reactor, self.stats["conference"], config.dataPath("media"),
+            domain=config.sip.domains[0],
         )
         conference.setServiceParent(self)
         sip = self.namedServices.get("sip")

@@ -111,6 +111,30 @@ class Room:
             if self._onEmpty is not None:
                 self._onEmpty(self)
 
+    def closeIfEmpty(self):
+        """
+        Close a room nobody is in (an invitation into a new room failed).
+        """
+        if not self._members:
+            self.close()
+            if self._onEmpty is not None:
+                self._onEmpty(self)
+
+    def participants(self):
+        """
+        C{(call, muted)} for every participant, in joining order.
+        """
+        return [(call, participant.muted) for call, leg, participant in self._members.values()]
+
+    def find(self, callId):
+        """
+        The participant whose call has C{callId}: C{(call, participant)}, or C{None}.
+        """
+        for call, leg, participant in self._members.values():
+            if call.callId == callId:
+                return call, participant
+        return None
+
     def close(self):
         """
         End the mixing (and the recording); the calls are not touched.

@@ -39,12 +39,15 @@ class ConferenceService(service.Service):
     @param config: the C{[conference]} section.
     @param sipConfig: the C{[sip]} section (timers, message size).
     @param mediaRoot: C{<data_dir>/media}, for room recordings.
+    @param domain: the domain of the rooms' own addresses
+        (C{conf-ROOM@domain}) in the calls they place.
     """
 
     name = "conference"
 
-    def __init__(self, config, sipConfig, reactor, stats, mediaRoot):
+    def __init__(self, config, sipConfig, reactor, stats, mediaRoot, domain="example.test"):
         self.config = config
+        self.domain = domain
         self._reactor = reactor
         self.stats = stats
         self._settings = TransportSettings(
@@ -203,43 +206,67 @@ class ConferenceService(service.Service):
         section 5.5); the referrer stays.  The echo test declines.
         """
         room = next((room for room in self.rooms.values() if room.hasCall(session)), None)
-        if room is None:
+        if room is None or len(room) >= self.config.max_participants:
             return None
-        if len(room) >= self.config.max_participants:
+        fromURI = Address.parse(session.dialog.localURI).uri
+        try:
+            return self.invite(room.name, target.uri, fromURI,
+                               request.headers.get("Referred-By") or session.dialog.remoteURI)
+        except NoPortsAvailable:
             return None
+
+    def invite(self, name, target, fromURI=None, referredBy=None):
+        """
+        Call C{target} into room C{name}, opening the room if need be: the
+        bridge places the call with its offer through the proxy and joins
+        it to the mix once answered (third-party call control as the PSAP
+        uses it, and REFER).
+
+        @return: the L{appliance.sip.uac.OutgoingCall}; its C{result}
+            fires with the call once it is in the room.
+        @raise NoPortsAvailable: no RTP port pair is free.
+        @raise ValueError: C{name} is not a room name.
+        """
+        if self.roomName(self.config.prefix + name) is None:
+            raise ValueError("%r is not a room name" % (name,))
+        room = self.rooms.get(name) or self._openRoom(name)
         leg = self._newLeg()
         try:
             body = leg.offer()
         except NoPortsAvailable:
             leg.close()
-            return None
-        fromURI = Address.parse(session.dialog.localURI).uri
-        call = self.agent.invite(target.uri, str(fromURI), body, route=self.proxy(),
-                                 headers=(("Referred-By", request.headers.get("Referred-By")
-                                           or session.dialog.remoteURI),))
+            room.closeIfEmpty()
+            raise
+        if fromURI is None:
+            fromURI = "sip:%s%s@%s" % (self.config.prefix, name, self.domain)
+        headers = (("Referred-By", referredBy),) if referredBy else ()
+        call = self.agent.invite(target, str(fromURI), body, route=self.proxy(), headers=headers)
         self.stats.increment("conference.invited")
 
         def answered(call):
             if self.rooms.get(room.name) is not room:
                 leg.close()
                 call.hangup()
-                return
+                return call
             try:
                 leg.applyAnswer(call.remoteBody or b"")
             except SDPError as e:
                 _log.info("room {room}: unusable answer from {target}: {reason}", room=room.name,
-                          target=str(target.uri), reason=e.reason)
+                          target=str(target), reason=e.reason)
                 leg.close()
                 call.hangup()
-                return
+                room.closeIfEmpty()
+                raise
+            self.stats.increment("calls.conference")
             room.join(call, leg)
+            return call
 
         def failed(failure):
             leg.close()
+            room.closeIfEmpty()
             return failure
 
         call.result.addCallbacks(answered, failed)
-        call.result.addErrback(lambda failure: None)
         return call
 
     def _roomEmpty(self, room):

@@ -22,12 +22,17 @@ APPLIANCE_INTERFACE = "org.appliance.Appliance1"
 REGISTRAR_PATH = "/org/appliance/Appliance1/Registrar"
 REGISTRAR_INTERFACE = "org.appliance.Appliance1.Registrar"
 
+#: The conference rooms: ListRooms, ListParticipants, Invite, Mute, Kick.
+CONFERENCE_PATH = "/org/appliance/Appliance1/Conference"
+CONFERENCE_INTERFACE = "org.appliance.Appliance1.Conference"
+
 #: Errors of our own; the standard ones (InvalidArgs, UnknownProperty, ...)
 #: keep their org.freedesktop.DBus.Error names.
 ERROR_PREFIX = "org.appliance.Appliance1.Error."
 NOT_SUPPORTED = ERROR_PREFIX + "NotSupported"
 INVALID_CONFIG = ERROR_PREFIX + "InvalidConfig"
 FAILED = ERROR_PREFIX + "Failed"
+NO_SUCH_PARTICIPANT = ERROR_PREFIX + "NoSuchParticipant"
 
 #: The state a service reports when it is up.
 RUNNING = "running"

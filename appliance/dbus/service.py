@@ -59,6 +59,8 @@ class DBusService(service.Service):
         one included), whose names and states C{Services} shows.
     @param location: the SIP service's L{ILocationService}, or C{None}
         when SIP is not enabled (then there is no Registrar object).
+    @param conference: the conference service, or C{None} (then there is
+        no Conference object).
     @param statistics: C{{service name: IStatsSource}} for
         C{GetStatistics}.
     @param stats: this service's own L{appliance.stats.Statistics}.
@@ -73,7 +75,7 @@ class DBusService(service.Service):
     stopTimeout = 5.0
 
     def __init__(self, config, reactor, services, location=None, statistics=None,
-                 stats=None, connect=connectBus, version=__version__):
+                 stats=None, connect=connectBus, version=__version__, conference=None):
         self._bus = config.dbus.bus
         self._reactor = reactor
         self._services = services
@@ -93,6 +95,11 @@ class DBusService(service.Service):
         self.registrarObject = None
         if location is not None:
             self.registrarObject = RegistrarObject(location)
+        self.conferenceObject = None
+        if conference is not None:
+            from appliance.dbus.conference import ConferenceObject
+
+            self.conferenceObject = ConferenceObject(conference)
         if stats is not None:
             stats.gauge("connected", lambda: int(self.connection is not None))
 
@@ -142,6 +149,8 @@ class DBusService(service.Service):
             connection.exportObject(self.applianceObject)
             if self.registrarObject is not None:
                 connection.exportObject(self.registrarObject)
+            if self.conferenceObject is not None:
+                connection.exportObject(self.conferenceObject)
             yield connection.requestBusName(BUS_NAME)
         except BaseException:
             failure = Failure()

@@ -1,20 +1,11 @@
 """
-SIP-specific event notification (RFC 6665): SUBSCRIBE and NOTIFY for the
-appliance's own user agents, with message-waiting indication (RFC 3842,
-event package C{message-summary}) as the first package.
-
-  - L{Event} and L{SubscriptionState} are the header grammar of RFC 6665
-    section 8.4: pure code, malformed values raise L{ParseError} (400).
-  - L{EventServer} is the notifier (section 4.2): it answers the
-    out-of-dialog SUBSCRIBE requests for the L{IEventPackage}s it serves
-    and keeps a L{ServerSubscription} for each one it accepted.
-  - L{subscribe} starts a L{Subscription}, the subscriber (section 4.1).
-
-Both kinds of subscription are filed in the user agent's C{_calls} under
-their dialog ID, so that in-dialog requests reach their
-C{_requestReceived}, and leave with C{agent._forget}.  A subscription whose
-SUBSCRIBE is not answered yet is filed under C{(Call-ID, local tag, None)},
-where a NOTIFY that overtakes the 2xx can find it (section 4.1.2.4).
+SIP-specific event notification (RFC 6665) for the appliance's own user
+agents, ready for message-waiting indication (RFC 3842) and dialog events
+(RFC 4235): the header grammar (L{Event}, L{SubscriptionState}), the
+notifier (L{EventServer}) and the subscriber (L{subscribe}).  Subscriptions
+live in the user agent's C{_calls} under their dialog ID; a SUBSCRIBE not
+yet answered under C{(Call-ID, local tag, None)}, where a NOTIFY that
+overtakes its 2xx finds it (RFC 6665 section 4.1.2.4).
 """
 
 import re
@@ -22,7 +13,7 @@ import re
 import attrs
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import Attribute, Interface
 
 from appliance import logs
 from appliance.sip.dialog import Dialog
@@ -33,16 +24,13 @@ from appliance.sip.uri import formatParams, parseParams
 
 _log = Logger(observer=logs.observer)
 
-# Subscription states: the subscriber's of RFC 6665 section 4.1.2, and the
-# substate-value of the Subscription-State header (section 8.4).
+# The subscriber's states (RFC 6665 section 4.1.2); the last three are
+# also the Subscription-State values (section 8.4).
 NOTIFY_WAIT, PENDING, ACTIVE, TERMINATED = "notify_wait", "pending", "active", "terminated"
 
 # Why a subscription was terminated (RFC 6665 section 4.2.2).
 DEACTIVATED, PROBATION, REJECTED, TIMEOUT, GIVEUP, NORESOURCE, INVARIANT = (
     "deactivated", "probation", "rejected", "timeout", "giveup", "noresource", "invariant")
-
-#: The event package of message-waiting indication (RFC 3842).
-MESSAGE_SUMMARY = "message-summary"
 
 _MAX_DELTA = 2 ** 32 - 1
 _NODOT = r"[A-Za-z0-9\-!%*_+`'~]+"
@@ -52,10 +40,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 def _deltaSeconds(text, what):
     """
-    A delta-seconds value (RFC 3261 section 25.1); a larger one than
-    2**32-1 counts as 2**32-1 (section 20.19).
-
-    @raise ParseError: not a decimal number.
+    A delta-seconds value (RFC 3261 section 25.1), at most 2**32-1.
     """
     text = (text or "").strip(" \t")
     if not (text.isascii() and text.isdigit()):
@@ -65,9 +50,6 @@ def _deltaSeconds(text, what):
 
 
 def _split(text, what):
-    """
-    C{(leading value, parameters)} of a header value.
-    """
     head, semicolon, rest = text.strip(" \t").partition(";")
     return head.strip(" \t"), parseParams(semicolon + rest, what)
 
@@ -75,11 +57,9 @@ def _split(text, what):
 @attrs.frozen
 class Event:
     """
-    An Event header value (RFC 6665 sections 7.2.1 and 8.4): the event type
-    (a package, possibly with templates such as C{presence.winfo}) and the
-    C{id} parameter telling apart subscriptions in one dialog.
-
-    @ivar params: the other parameters, C{(name, value or None)} pairs.
+    An Event header value (RFC 6665 section 8.4): the event type (a package,
+    maybe with templates: C{presence.winfo}), its C{id}, and the other
+    C{params} as C{(name, value or None)}.  L{parse} raises L{ParseError}.
     """
 
     package: str
@@ -88,17 +68,13 @@ class Event:
 
     @classmethod
     def parse(cls, text):
-        """
-        @raise ParseError: a malformed value (status 400).
-        """
         package, params = _split(text, "Event")
         if not _EVENT_TYPE.fullmatch(package):
             raise ParseError("bad Event header")
         ids = [value for name, value in params if name == "id"]
         if len(ids) > 1 or (ids and (ids[0] is None or not _TOKEN.fullmatch(ids[0]))):
             raise ParseError("bad id in Event header")
-        return cls(package, ids[0] if ids else None,
-                   tuple(param for param in params if param[0] != "id"))
+        return cls(package, ids[0] if ids else None, tuple(p for p in params if p[0] != "id"))
 
     def __str__(self):
         params = self.params if self.id is None else (("id", self.id),) + self.params
@@ -106,8 +82,8 @@ class Event:
 
     def matches(self, other):
         """
-        Whether C{other} names the same subscription: event types and C{id}
-        compared byte by byte (RFC 6665 section 8.2.1).
+        Whether C{other} names the same subscription: event type and C{id}
+        equal byte by byte (RFC 6665 section 8.2.1).
         """
         return self.package == other.package and self.id == other.id
 
@@ -115,11 +91,10 @@ class Event:
 @attrs.frozen
 class SubscriptionState:
     """
-    A Subscription-State header value (RFC 6665 section 8.4): the state
-    (C{active}, C{pending}, C{terminated} or an extension), and the
-    C{expires}, C{reason} and C{retry-after} parameters.
-
-    @ivar params: the other parameters, C{(name, value or None)} pairs.
+    A Subscription-State header value (RFC 6665 section 8.4): C{active},
+    C{pending}, C{terminated} or an extension, its C{expires}, C{reason}
+    and C{retry-after}, and the other C{params}.  L{parse} raises
+    L{ParseError}.
     """
 
     state: str
@@ -130,9 +105,6 @@ class SubscriptionState:
 
     @classmethod
     def parse(cls, text):
-        """
-        @raise ParseError: a malformed value (status 400).
-        """
         state, params = _split(text, "Subscription-State")
         if not _TOKEN.fullmatch(state):
             raise ParseError("bad Subscription-State header")
@@ -142,13 +114,12 @@ class SubscriptionState:
                 others.append((name, value))
             elif value is None or name in known:
                 raise ParseError("bad %s in Subscription-State header" % (name,))
-            else:
-                known[name] = value
+            known[name] = value
         reason = known.get("reason")
         if reason is not None and not _TOKEN.fullmatch(reason):
             raise ParseError("bad reason in Subscription-State header")
-        seconds = {name: _deltaSeconds(known[name], name) for name in ("expires", "retry-after")
-                   if name in known}
+        seconds = {name: _deltaSeconds(known[name], name)
+                   for name in ("expires", "retry-after") if name in known}
         return cls(state.lower(), seconds.get("expires"), reason and reason.lower(),
                    seconds.get("retry-after"), tuple(others))
 
@@ -162,8 +133,6 @@ class SubscriptionState:
 def _eventOf(message):
     """
     The one Event header of a SUBSCRIBE or NOTIFY (RFC 6665 section 8.2.1).
-
-    @raise ParseError: none, several or a malformed one.
     """
     values = message.headers.getAll("Event")
     if len(values) != 1:
@@ -171,84 +140,33 @@ def _eventOf(message):
     return Event.parse(values[0])
 
 
-# Packages ---------------------------------------------------------------------
-
-
 class IEventPackage(Interface):
     """
-    What an event package (RFC 6665 section 5) tells the L{EventServer}.
-    It may also have C{defaultExpires}, the duration of a subscription
-    whose SUBSCRIBE has no Expires (RFC 6665 section 4.2.1.1; an hour when
-    absent).
+    An event package (RFC 6665 section 5) served by an L{EventServer}.  It
+    may have C{defaultExpires}, the duration when a SUBSCRIBE has no
+    Expires (section 4.2.1.1); an hour otherwise.
     """
 
     contentType = Attribute("The Content-Type of the NOTIFY bodies.")
 
     def accepts(request):
         """
-        C{None} to accept a new SUBSCRIBE, or the status refusing it: 404
-        for an unknown resource, 403 when not allowed (RFC 6665 section
-        4.2.1.3).
+        C{None} to accept a new SUBSCRIBE, or the status refusing it (404:
+        no such resource, 403: not allowed; RFC 6665 section 4.2.1.3).
         """
 
     def state(subscription):
         """
-        The current state of C{subscription.uri}: the body of a NOTIFY, as
-        bytes (RFC 6665 section 4.2.2).
+        The current state of C{subscription.uri}, the NOTIFY body (bytes).
         """
-
-
-def messageSummary(new, old, account=None, urgent=None):
-    """
-    An application/simple-message-summary body (RFC 3842 section 5):
-    Messages-Waiting, the optional Message-Account and a Voice-Message
-    line C{new/old}, with C{(urgent new/urgent old)} when C{urgent} is a
-    pair.
-    """
-    lines = ["Messages-Waiting: %s" % ("yes" if new else "no")]
-    if account is not None:
-        lines.append("Message-Account: %s" % (account,))
-    line = "Voice-Message: %d/%d" % (new, old)
-    if urgent is not None:
-        line += " (%d/%d)" % tuple(urgent)
-    lines.append(line)
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
-
-
-@implementer(IEventPackage)
-class MessageSummary:
-    """
-    The C{message-summary} package (RFC 3842): C{counts(uri)} gives the
-    C{(new, old)} message counts of the mailbox a Request-URI names, or
-    C{None} for no such mailbox (404).
-    """
-
-    contentType = "application/simple-message-summary"
-    defaultExpires = 3600
-
-    def __init__(self, counts):
-        self._counts = counts
-
-    def accepts(self, request):
-        return None if self._counts(request.uri) is not None else 404
-
-    def state(self, subscription):
-        new, old = self._counts(subscription.uri) or (0, 0)
-        return messageSummary(new, old)
-
-
-# What both ends share ---------------------------------------------------------------
 
 
 class _Usage:
     """
-    A subscription as a dialog usage filed in the user agent's C{_calls}.
+    A subscription: a usage of a dialog filed in the user agent's C{_calls}.
     """
 
-    dialog = None
-    state = None
-    reason = None
-    onEnded = None
+    reason = onEnded = None
 
     def _cancel(self, name):
         call = getattr(self, name)
@@ -256,31 +174,25 @@ class _Usage:
             call.cancel()
         setattr(self, name, None)
 
-    def _ackReceived(self, ack):
-        """
-        An ACK that strays into a subscription dialog is ignored.
-        """
+    def _ackReceived(self, ack=None):
+        pass  # an ACK strayed into the dialog
 
     _reinviteAcked = _ackReceived
 
-    def _respond(self, transaction, request, code, headers=()):
-        self._agent.respond(transaction, request, code, headers=headers)
-
     def _logFailure(self, failure):
-        _log.failure("in the {event} subscription {callId}", failure,
-                     event=self.event.package, callId=self.dialog.callId)
+        _log.failure("in {event} subscription {callId}", failure, event=self.event.package,
+                     callId=self.dialog.callId)
 
 
-# Notifier ------------------------------------------------------------------------
+# Notifier -----------------------------------------------------------------------
 
 
 class EventServer:
     """
     The notifier of one user agent (RFC 6665 section 4.2).
 
-    @param agent: the L{appliance.sip.useragent.UserAgent}; it hands every
-        out-of-dialog SUBSCRIBE to L{subscribeReceived}.
-    @param clock: an L{IReactorTime}.
+    @param agent: the L{appliance.sip.useragent.UserAgent}, which hands
+        each out-of-dialog SUBSCRIBE to L{subscribeReceived}.
     @param packages: C{{event package name: IEventPackage}}.
     @param minExpires: shorter subscriptions are refused with 423.
     @param maxExpires: longer ones are granted this long.
@@ -301,47 +213,40 @@ class EventServer:
         """
         return list(self._subscriptions)
 
-    def allowEvents(self):
-        """
-        The Allow-Events value listing our packages (RFC 6665 section 8.2.2).
-        """
-        return ", ".join(sorted(self._packages))
-
     def subscribeReceived(self, request, transaction):
         """
         A SUBSCRIBE outside any dialog (RFC 6665 section 4.2.1.1): 489 with
-        Allow-Events for a package we do not serve, 423 with Min-Expires
-        for too short a duration, the package's refusal, or 200 with the
-        granted Expires, a To tag and our Contact, followed at once by a
-        NOTIFY of the current state (section 4.2.1.2).  An Expires of 0
-        fetches the state: one terminated NOTIFY (section 4.4.3).
+        Allow-Events for a package we do not serve, 423 with Min-Expires for
+        too short a duration, the package's refusal, or 200 with the Expires
+        granted, a To tag and our Contact, followed at once by a NOTIFY of
+        the state (section 4.2.1.2).  Expires 0 fetches the state: one
+        terminated NOTIFY (section 4.4.3).
         """
+        respond = self._agent.respond
         try:
-            self._subscribe(request, transaction)
+            event = _eventOf(request)
+            package = self._packages.get(event.package)
+            if package is None:
+                respond(transaction, request, 489, headers=(("Allow-Events", ", ".join(sorted(self._packages))),))
+                return
+            expires = self._grant(request, package, transaction)
+            if expires is None:
+                return
+            unsupported = unsupportedExtensions(request)
+            if unsupported:
+                respond(transaction, request, 420, headers=(("Unsupported", ", ".join(unsupported)),))
+                return
+            dialog = Dialog.forServer(request, newTag(), self._agent.contact)
         except ParseError as e:
-            self._agent.respond(transaction, request, e.status, e.reason)
-
-    def _subscribe(self, request, transaction):
-        event = _eventOf(request)
-        package = self._packages.get(event.package)
-        if package is None:
-            self._agent.respond(transaction, request, 489, headers=(("Allow-Events", self.allowEvents()),))
+            respond(transaction, request, e.status, e.reason)
             return
-        expires = self._grant(request, package, transaction)
-        if expires is None:
-            return
-        unsupported = unsupportedExtensions(request)
-        if unsupported:
-            self._agent.respond(transaction, request, 420, headers=(("Unsupported", ", ".join(unsupported)),))
-            return
-        dialog = Dialog.forServer(request, newTag(), self._agent.contact)
         try:
             status = package.accepts(request)
         except Exception:
             _log.failure("accepting a {event} subscription", event=event.package)
             status = 500
         if status is not None:
-            self._agent.respond(transaction, request, status)
+            respond(transaction, request, status)
             return
         dialog.confirm()
         subscription = ServerSubscription(self, request, event, package, dialog)
@@ -358,9 +263,9 @@ class EventServer:
 
     def _grant(self, request, package, transaction):
         """
-        The duration to grant (RFC 6665 section 4.2.1.1): the Expires asked
-        for, or the package's default, at most L{maxExpires}; C{None} after
-        refusing a non-zero one below L{minExpires} with 423.
+        The duration to grant (RFC 6665 section 4.2.1.1): the one asked, or
+        the package's default, at most L{maxExpires}; C{None} after
+        refusing one below L{minExpires} (but not 0) with 423.
         """
         values = request.headers.getAll("Expires")
         asked = _deltaSeconds(values[0], "Expires") if values else getattr(package, "defaultExpires", 3600)
@@ -380,11 +285,9 @@ class EventServer:
 
     def notifyAll(self, package, match=None):
         """
-        Send the current state to every subscription to C{package} for
-        which C{match(subscription)} is true (all without C{match}): a new
-        voicemail message for instance.
-
-        @return: how many were notified.
+        Send the state to each subscription to C{package} that
+        C{match(subscription)} selects (all without C{match}), as when a
+        voicemail message arrives; return how many.
         """
         chosen = [s for s in self._subscriptions if s.package == package and (match is None or match(s))]
         for subscription in chosen:
@@ -393,15 +296,11 @@ class EventServer:
 
     def stop(self):
         """
-        Terminate every subscription with C{reason=deactivated}: the
-        subscribers should subscribe again at once (RFC 6665 section 4.2.2).
+        Terminate every subscription with C{reason=deactivated}, which asks
+        the subscribers to subscribe again (RFC 6665 section 4.2.2).
         """
         for subscription in self.subscriptions:
             subscription.terminate(DEACTIVATED)
-
-    def _removed(self, subscription):
-        if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
 
 
 class ServerSubscription(_Usage):
@@ -411,7 +310,7 @@ class ServerSubscription(_Usage):
     @ivar request: the SUBSCRIBE that created it; C{uri}, its Request-URI,
         names the resource.
     @ivar event: its L{Event}; C{package}, the event package name.
-    @ivar state: C{active} or C{terminated}; C{reason} says why it ended.
+    @ivar state: C{active} or C{terminated}, with the C{reason}.
     @ivar onEnded: C{onEnded(reason)} once it has ended.
     """
 
@@ -426,9 +325,8 @@ class ServerSubscription(_Usage):
         self.package = event.package
         self.dialog = dialog
         self.state = ACTIVE
-        self._retryAfter = None
         self._expiresAt = self._clock.seconds()
-        self._expiry = None
+        self._expiry = self._retryAfter = None
         self._inFlight = self._again = False
 
     @property
@@ -440,57 +338,56 @@ class ServerSubscription(_Usage):
 
     def notify(self):
         """
-        Send the current state in a NOTIFY (RFC 6665 section 4.2.2).  One
-        NOTIFY at a time is outstanding, so that they arrive in order;
-        changes meanwhile are sent together once it is answered.
+        Send the current state (RFC 6665 section 4.2.2).  One NOTIFY at a
+        time is outstanding, so they arrive in order; changes meanwhile go
+        out together once it is answered.
         """
         if self.state != TERMINATED:
             self._queueNotify()
 
     def terminate(self, reason=NORESOURCE, retryAfter=None):
         """
-        End the subscription with a NOTIFY whose Subscription-State is
-        C{terminated;reason=...} (RFC 6665 section 4.2.2).
+        End the subscription with a NOTIFY C{terminated;reason=...} (RFC
+        6665 section 4.2.2).
         """
-        if self.state == TERMINATED:
-            return
-        self._retryAfter = retryAfter
-        self._end(reason)
-        self._queueNotify()
+        if self.state != TERMINATED:
+            self._retryAfter = retryAfter
+            self._end(reason)
+            self._queueNotify()
 
     def _extend(self, seconds):
         self._cancel("_expiry")
         self._expiresAt = self._clock.seconds() + seconds
-        self._expiry = self._clock.callLater(seconds, self._expired)
-
-    def _expired(self):
-        self._expiry = None
-        self.terminate(TIMEOUT)
+        self._expiry = self._clock.callLater(seconds, self.terminate, TIMEOUT)
 
     def _requestReceived(self, request, transaction):
         """
-        A request in the dialog: a SUBSCRIBE refreshes the subscription,
-        or with Expires 0 ends it (RFC 6665 section 4.2.1.4), answered 200
-        and followed by a NOTIFY; other methods get 405.
+        A request in the dialog: a SUBSCRIBE for our event refreshes the
+        subscription, or with Expires 0 ends it (RFC 6665 section 4.2.1.4),
+        answered 200 and followed by a NOTIFY; another one gets 481, other
+        methods 405.
         """
+        respond = self._agent.respond
         try:
             self.dialog.receiveRequest(request)
             if request.method != "SUBSCRIBE":
-                self._respond(transaction, request, 405, headers=(("Allow", "SUBSCRIBE"),))
-            elif self.state == TERMINATED or not _eventOf(request).matches(self.event):
-                self._respond(transaction, request, 481)
-            else:
-                expires = self._server._grant(request, self._package, transaction)
-                if expires is None:
-                    return
-                self._server._accept(transaction, request, self.dialog, expires)
-                if expires == 0:
-                    self.terminate(TIMEOUT)
-                else:
-                    self._extend(expires)
-                    self._queueNotify()
+                respond(transaction, request, 405, headers=(("Allow", "SUBSCRIBE"),))
+                return
+            if self.state == TERMINATED or not _eventOf(request).matches(self.event):
+                respond(transaction, request, 481)
+                return
+            expires = self._server._grant(request, self._package, transaction)
         except ParseError as e:
-            self._agent.respond(transaction, request, e.status, e.reason)
+            respond(transaction, request, e.status, e.reason)
+            return
+        if expires is None:
+            return
+        self._server._accept(transaction, request, self.dialog, expires)
+        if expires == 0:
+            self.terminate(TIMEOUT)
+        else:
+            self._extend(expires)
+            self._queueNotify()
 
     def _queueNotify(self):
         if self._inFlight:
@@ -507,7 +404,7 @@ class ServerSubscription(_Usage):
         try:
             body = self._package.state(self) or b""
         except Exception:
-            _log.failure("state of the {event} subscription {callId}", event=self.package,
+            _log.failure("state of {event} subscription {callId}", event=self.package,
                          callId=self.dialog.callId)
             body = b""
         notify = self.dialog.createRequest(
@@ -518,13 +415,13 @@ class ServerSubscription(_Usage):
 
     def _notifyAnswered(self, response):
         """
-        RFC 6665 section 4.2.2: a NOTIFY that fails (a timeout, 481, or an
+        RFC 6665 section 4.2.2: a NOTIFY that fails (timeout, 481, or an
         error without Retry-After) removes the subscription.
         """
         self._inFlight = False
         code = response.code
         if code >= 300 and (code in (408, 481) or response.headers.get("Retry-After") is None):
-            _log.info("NOTIFY of {callId} failed with {code}", callId=self.dialog.callId, code=code)
+            _log.info("NOTIFY in {callId} failed: {code}", callId=self.dialog.callId, code=code)
             self._again = False
             self._end("failed")
             return
@@ -543,21 +440,22 @@ class ServerSubscription(_Usage):
         self.reason = reason
         self._cancel("_expiry")
         self._agent._forget(self)
-        self._server._removed(self)
+        if self in self._server._subscriptions:
+            self._server._subscriptions.remove(self)
         _log.info("{event} subscription {callId} ended: {reason}", event=self.package,
                   callId=self.dialog.callId, reason=reason)
         if self.onEnded is not None:
             self.onEnded(reason)
 
 
-# Subscriber ------------------------------------------------------------------------
+# Subscriber ---------------------------------------------------------------------
 
 
 class SubscriptionFailed(Exception):
     """
-    No subscription: the C{code} and C{reason} of the final response to
-    the SUBSCRIBE (a local 408 or 503 when nothing came back), or C{None}
-    and why it ended before any answer.
+    No subscription: the C{code} and C{reason} of the final response to the
+    SUBSCRIBE (a local 408 or 503 when none came), or C{None} and why it
+    ended before any answer.
     """
 
     def __init__(self, code, reason=""):
@@ -569,8 +467,8 @@ class SubscriptionFailed(Exception):
 def subscribe(agent, clock, target, fromURI, event, expires=3600, credentials=None, route=None,
               onNotify=None):
     """
-    Subscribe to C{event} (a package name or an L{Event}) of C{target}
-    from C{fromURI} (RFC 6665 section 4.1.2.1); see L{Subscription}.
+    Subscribe to C{event} (a package name or an L{Event}) of C{target} from
+    C{fromURI} (RFC 6665 section 4.1.2.1) and return the L{Subscription}.
     """
     subscription = Subscription(agent, clock, target, fromURI, event, expires, credentials, route,
                                 onNotify)
@@ -580,27 +478,26 @@ def subscribe(agent, clock, target, fromURI, event, expires=3600, credentials=No
 
 class Subscription(_Usage):
     """
-    A subscription we hold as the subscriber (RFC 6665 section 4.1).
+    A subscription we hold (RFC 6665 section 4.1).
 
-    C{result} fires with the subscription when its first 2xx or NOTIFY
-    arrives (a NOTIFY may overtake the 2xx, section 4.1.2.4), or fails with
-    L{SubscriptionFailed}.  Each NOTIFY is answered 200 and handed to
-    C{onNotify(state, reason, expires, body, contentType)}.  Digest
-    challenges are answered once with C{credentials}.  The subscription is
-    refreshed at the larger of 30 s before it expires and half its
-    duration (section 4.1.2.2); it ends with a terminated NOTIFY, a 481 to
-    a refresh, or no NOTIFY within 64*T1 of a SUBSCRIBE (Timer N).
+    C{result} fires with it at the first 2xx or NOTIFY (which may overtake
+    the 2xx, section 4.1.2.4), or fails with L{SubscriptionFailed}.  Each
+    NOTIFY is answered 200 and given to C{onNotify(state, reason, expires,
+    body, contentType)}.  Challenges are answered once with
+    C{credentials}.  A refresh goes out 30 s before expiry, or halfway
+    through a shorter one (section 4.1.2.2).  A terminated NOTIFY, a 481 to
+    a refresh, or no NOTIFY within 64*T1 of a 2xx (Timer N) ends it.
 
     @ivar state: C{notify_wait}, C{pending}, C{active} or C{terminated}.
     @ivar expires: the duration granted last.
-    @ivar reason: the reason of the terminated NOTIFY, or a local one
-        (C{failed}, C{gone}, C{no notify}, C{expired}, C{unsubscribed}).
-    @ivar retryAfter: the retry-after of the terminated NOTIFY, if any.
-    @ivar onEnded: C{onEnded(reason)} once it has ended; subscribing
-        again is up to the application (section 4.1.3).
+    @ivar reason: the terminated NOTIFY's reason, or a local one: C{failed},
+        C{gone}, C{no notify}, C{expired}, C{unsubscribed}.
+    @ivar retryAfter: the terminated NOTIFY's retry-after, if any.
+    @ivar onEnded: C{onEnded(reason)} once it has ended; subscribing again
+        is up to the application (section 4.1.3).
     """
 
-    retryAfter = None
+    retryAfter = expires = None
 
     def __init__(self, agent, clock, target, fromURI, event, expires=3600, credentials=None,
                  route=None, onNotify=None):
@@ -608,7 +505,6 @@ class Subscription(_Usage):
         self._clock = clock
         self.event = event if isinstance(event, Event) else Event.parse(event)
         self._asked = expires
-        self.expires = None
         self._credentials = credentials
         self.onNotify = onNotify
         self.state = NOTIFY_WAIT
@@ -616,34 +512,26 @@ class Subscription(_Usage):
         self._refreshTimer = self._timerN = None
         self._refreshing = self._unsubscribing = False
         self._expiresAt = clock.seconds()
-        self._request = newRequest(
+        request = self._request = newRequest(
             "SUBSCRIBE", target, fromURI, target, agent.contact, route,
             headers=(("Event", str(self.event)), ("Expires", str(expires))))
-        number, _ = self._request.cseq()
         self.dialog = Dialog(
-            callId=self._request.callId, localTag=self._request.fromAddress().tag, remoteTag=None,
-            localURI="<%s>" % (fromURI,), remoteURI=self._request.headers.get("To"),
-            localSeq=number, remoteSeq=None, remoteTarget=self._request.uri,
-            routeSet=self._request.headers.getAll("Route"), localContact=agent.contact,
-            isCaller=True)
+            request.callId, request.fromAddress().tag, None, "<%s>" % (fromURI,),
+            request.headers.get("To"), request.cseq()[0], None, request.uri,
+            request.headers.getAll("Route"), agent.contact, isCaller=True)
 
     def start(self):
-        """
-        Send the SUBSCRIBE, filed under C{(Call-ID, local tag, None)}
-        until it is answered.
-        """
         self._agent._calls[self.dialog.id] = self
         self._send(self._request, self._subscribeAnswered)
 
     def unsubscribe(self):
         """
         Send a SUBSCRIBE with Expires 0 (RFC 6665 section 4.1.2.3); the
-        terminated NOTIFY it brings ends the subscription.  Before the
-        dialog exists the subscription ends at once: a NOTIFY that comes
-        later gets 481, which ends it at the notifier (section 4.2.2).
+        terminated NOTIFY it brings ends the subscription.  Before there is
+        a dialog it ends at once: a later NOTIFY gets 481, which ends it at
+        the notifier (section 4.2.2).
 
-        @return: a L{Deferred} firing with the final response (C{None} when
-            nothing was sent).
+        @return: a L{Deferred} firing with the final response, or C{None}.
         """
         if self.state == TERMINATED or self._unsubscribing:
             return succeed(None)
@@ -680,17 +568,16 @@ class Subscription(_Usage):
         try:
             if self.dialog.remoteTag is None:
                 dialog = Dialog.forClient(self._request, response)
-                dialog.localSeq = self.dialog.localSeq  # the CSeq of a retry with credentials
+                dialog.localSeq = self.dialog.localSeq  # that of a retry with credentials
                 self._establish(dialog)
             elif response.toAddress().tag != self.dialog.remoteTag:
-                return  # another fork: its NOTIFY gets 481 (RFC 6665 section 4.1.4)
-            granted = self._granted(response)
+                return  # another fork, whose NOTIFY gets 481 (RFC 6665 section 4.1.4)
+            self._setExpiry(self._granted(response))
         except ParseError as e:
             _log.info("unusable 2xx to SUBSCRIBE {callId}: {reason}", callId=self.dialog.callId,
                       reason=e.reason)
             self._fail(code, e.reason)
             return
-        self._setExpiry(granted)
         self._fire()
 
     def _granted(self, response):
@@ -709,16 +596,15 @@ class Subscription(_Usage):
     def _setExpiry(self, seconds):
         self.expires = seconds
         self._expiresAt = self._clock.seconds() + seconds
-        if self._refreshing or self._unsubscribing:
-            return
-        self._cancel("_refreshTimer")
-        if seconds > 0:
-            self._refreshTimer = self._clock.callLater(max(seconds - 30, seconds / 2), self._refresh)
+        if not (self._refreshing or self._unsubscribing):
+            self._cancel("_refreshTimer")
+            if seconds > 0:
+                self._refreshTimer = self._clock.callLater(max(seconds - 30, seconds / 2), self._refresh)
 
     def _refresh(self):
         """
-        RFC 6665 section 4.1.2.2: a SUBSCRIBE in the dialog, with the same
-        Event, before the subscription expires.
+        A SUBSCRIBE in the dialog before the subscription expires (RFC 6665
+        section 4.1.2.2).
         """
         self._refreshTimer = None
         self._refreshing = True
@@ -726,46 +612,69 @@ class Subscription(_Usage):
 
     def _refreshAnswered(self, response):
         self._refreshing = False
+        code = response.code
         if self.state == TERMINATED or self._unsubscribing:
             return
-        code = response.code
         if 200 <= code < 300:
             try:
                 self.dialog.refreshTarget(response)
-                granted = self._granted(response)
+                self._setExpiry(self._granted(response))
             except ParseError:
-                granted = self._asked
-            self._setExpiry(granted)
+                self._setExpiry(self._asked)
         elif code == 481:
             self._end("gone")
         else:
-            # The subscription holds until it expires (RFC 6665 section 4.1.2.2).
+            # Still in force until it expires (RFC 6665 section 4.1.2.2).
             self._cancel("_timerN")
             self._refreshTimer = self._clock.callLater(
                 max(0, self._expiresAt - self._clock.seconds()), self._end, "expired")
 
     def _noNotify(self):
         self._timerN = None
-        self._end("no notify")
+        if self.result.called:  # else the SUBSCRIBE is unanswered, and times out now too
+            self._end("no notify")
 
     def _requestReceived(self, request, transaction):
         """
-        A NOTIFY (RFC 6665 section 4.1.3): one whose Event is not ours gets
-        489, one without a valid Subscription-State 400; the first may
+        A NOTIFY (RFC 6665 section 4.1.3): 489 unless its Event is ours, 400
+        without a valid Subscription-State, else 200; the first one may
         create the dialog (section 4.1.2.4).  Other methods get 405.
         """
         try:
-            self._notifyReceived(request, transaction)
+            substate = self._checkNotify(request, transaction)
         except ParseError as e:
             self._agent.respond(transaction, request, e.status, e.reason)
+            return
+        if substate is None:
+            return
+        self._agent.respond(transaction, request, 200)
+        self._cancel("_timerN")
+        if substate.state in (ACTIVE, PENDING) and not self._unsubscribing:
+            self.state = substate.state
+            if substate.expires is not None:
+                self._setExpiry(substate.expires)
+        self._fire()
+        if self.onNotify is not None:
+            try:
+                self.onNotify(substate.state, substate.reason, substate.expires, request.body,
+                              request.headers.get("Content-Type"))
+            except Exception:
+                _log.failure("handling a NOTIFY in {callId}", callId=self.dialog.callId)
+        if substate.state == TERMINATED:
+            self.retryAfter = substate.retryAfter
+            self._end(substate.reason or TERMINATED)
 
-    def _notifyReceived(self, request, transaction):
+    def _checkNotify(self, request, transaction):
+        """
+        The L{SubscriptionState} of an acceptable NOTIFY, or C{None} once
+        another one has been answered.
+        """
         if request.method != "NOTIFY":
-            self._respond(transaction, request, 405, headers=(("Allow", "NOTIFY"),))
-            return
+            self._agent.respond(transaction, request, 405, headers=(("Allow", "NOTIFY"),))
+            return None
         if not _eventOf(request).matches(self.event):
-            self._respond(transaction, request, 489)
-            return
+            self._agent.respond(transaction, request, 489)
+            return None
         values = request.headers.getAll("Subscription-State")
         if len(values) != 1:
             raise ParseError("exactly one Subscription-State header needed")
@@ -779,22 +688,7 @@ class Subscription(_Usage):
             dialog.confirm()
             self._establish(dialog)
         self.dialog.receiveRequest(request)
-        self._respond(transaction, request, 200)
-        self._cancel("_timerN")
-        if substate.state in (ACTIVE, PENDING) and not self._unsubscribing:
-            self.state = substate.state
-            if substate.expires is not None:
-                self._setExpiry(substate.expires)
-        self._fire()
-        if self.onNotify is not None:
-            try:
-                self.onNotify(substate.state, substate.reason, substate.expires, request.body,
-                              request.headers.get("Content-Type"))
-            except Exception:
-                _log.failure("handling a NOTIFY of {callId}", callId=self.dialog.callId)
-        if substate.state == TERMINATED:
-            self.retryAfter = substate.retryAfter
-            self._end(substate.reason or TERMINATED)
+        return substate
 
     def _fail(self, code, reason):
         if not self.result.called:
@@ -818,8 +712,7 @@ class Subscription(_Usage):
 
 
 __all__ = [
-    "ACTIVE", "DEACTIVATED", "GIVEUP", "INVARIANT", "MESSAGE_SUMMARY", "NORESOURCE", "NOTIFY_WAIT",
-    "PENDING", "PROBATION", "REJECTED", "TERMINATED", "TIMEOUT", "Event", "EventServer",
-    "IEventPackage", "MessageSummary", "ServerSubscription", "Subscription", "SubscriptionFailed",
-    "SubscriptionState", "messageSummary", "subscribe",
+    "ACTIVE", "DEACTIVATED", "GIVEUP", "INVARIANT", "NORESOURCE", "NOTIFY_WAIT", "PENDING",
+    "PROBATION", "REJECTED", "TERMINATED", "TIMEOUT", "Event", "EventServer", "IEventPackage",
+    "ServerSubscription", "Subscription", "SubscriptionFailed", "SubscriptionState", "subscribe",
 ]

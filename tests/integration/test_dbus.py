@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import time
 import uuid
 
 from appliance import __version__
@@ -33,6 +34,8 @@ NAME = "org.appliance.Appliance1"
 PATH = "/org/appliance/Appliance1"
 REGISTRAR = PATH + "/Registrar"
 REGISTRAR_INTERFACE = NAME + ".Registrar"
+CONFERENCE = PATH + "/Conference"
+CONFERENCE_INTERFACE = NAME + ".Conference"
 POLICY = os.path.join(REPOSITORY_ROOT, "etc", "dbus", "org.appliance.Appliance1.conf")
 TIMEOUT = 10
 
@@ -40,12 +43,17 @@ TIMEOUT = 10
 def dbusConfig(bus, services="sip dbus"):
     """
     A config function for L{ApplianceProcess}: the standard SIP test
-    appliance with the D-Bus service on C{bus}.
+    appliance with the D-Bus service on C{bus} (and the conference service
+    on ports of the system's choosing when C{services} names it).
     """
 
     def config(appliance):
         text = sipConfig(appliance.dataDir, appliance.sipPort, appliance.tlsPort)
         text = text.replace("services = sip\n", "services = %s\n" % (services,))
+        if "conference" in services:
+            base = 34000 + 100 * (appliance.sipPort % 40)
+            text += ("\n[conference]\nlisten = udp:0:interface=127.0.0.1\nrtp_ports = %d-%d\n"
+                     "media_address = 127.0.0.1\n" % (base, base + 99))
         return text + "\n[dbus]\nbus = %s\n" % (bus,)
 
     return config
@@ -392,7 +400,7 @@ class DBusLifecycleTests(ApplianceTestCase):
         bus = PrivateBus(configFile=configFile, directory=directory)
         self.addCleanup(bus.stop)
         bus.start()
-        appliance = self.startAppliance(configText=dbusConfig(bus.address))
+        appliance = self.startAppliance(configText=dbusConfig(bus.address, "sip conference dbus"))
         code, output = status("--config", appliance.configPath)
         self.assertEqual(code, 0, output + bus.logText())
 
@@ -408,6 +416,7 @@ class DBusLifecycleTests(ApplianceTestCase):
             ("introspect", NAME, PATH),
             ("call", NAME, REGISTRAR, REGISTRAR_INTERFACE, "ListBindings", "s", "a@example.test"),
             ("call", NAME, PATH, NAME, "GetStatistics", "s", "sip"),
+            ("call", NAME, CONFERENCE, CONFERENCE_INTERFACE, "ListRooms"),
         ]
         for arguments in allowed:
             code, output = asNobody(*arguments)
@@ -416,6 +425,8 @@ class DBusLifecycleTests(ApplianceTestCase):
             ("call", NAME, REGISTRAR, REGISTRAR_INTERFACE, "Unregister", "s", "a@example.test"),
             ("call", NAME, PATH, NAME, "Reload"),
             ("set-property", NAME, PATH, NAME, "Version", "s", "x"),
+            ("call", NAME, CONFERENCE, CONFERENCE_INTERFACE, "Invite", "ss", "x", "sip:a@example.test"),
+            ("call", NAME, CONFERENCE, CONFERENCE_INTERFACE, "Kick", "ss", "x", "y"),
         ]
         for arguments in denied:
             code, output = asNobody(*arguments)
@@ -426,6 +437,88 @@ class DBusLifecycleTests(ApplianceTestCase):
             "a@example.test",
         )
         self.assertEqual((code, output.strip()), (0, "u 0"))
+
+
+# A bus of its own: two appliances on one bus would compete for the name.
+_conferenceBus = SharedBus()
+_conferenceAppliance = SharedAppliance(
+    configText=lambda appliance: dbusConfig(_conferenceBus.get().address, "sip conference dbus")(appliance))
+
+
+class ConferenceObjectTests(ApplianceTestCase):
+    """
+    C{/org/appliance/Appliance1/Conference} with busctl, and a SIPp phone
+    the room calls.
+    """
+
+    def setUp(self):
+        self.bus = _conferenceBus.get()
+        self.appliance = _conferenceAppliance.get()
+        self.watchAppliance(self.appliance)
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+
+    def call(self, *arguments):
+        code, output = busctl(self.bus.address, "call", NAME, CONFERENCE, CONFERENCE_INTERFACE,
+                              *arguments)
+        return code, output.strip()
+
+    def gdbusError(self, method, *arguments):
+        """
+        Call C{method} with gdbus, which names the D-Bus error it gets.
+        """
+        code, output = gdbus(self.bus.address, "--dest", NAME, "--object-path", CONFERENCE,
+                             "--method", CONFERENCE_INTERFACE + "." + method, *arguments)
+        self.assertNotEqual(code, 0, output)
+        return output
+
+    def test_inviteListMuteKick(self):
+        """
+        Invite calls a registered phone into a new room (third-party call
+        control); ListRooms and ListParticipants show it; Mute changes its
+        flag; Kick hangs it up with a BYE and the room closes.
+        """
+        from tests.integration.sipp import Sipp, addUser, register
+        from tests.integration.harness import pickPorts
+
+        user = "conf%s" % (uuid.uuid4().hex[:8],)
+        addUser(self.appliance, user + "@example.test")
+        port = pickPorts(1)[0]
+        register(self.appliance.sipPort, user + "@example.test", port)
+        phone = Sipp("phone", "uas_answer.xml", self.directory, localPort=port, timeout=15)
+        self.addCleanup(phone.stop)
+        phone.start().waitUntilListening()
+        code, output = self.call("Invite", "ss", "dbus", "sip:%s@example.test" % (user,))
+        self.assertEqual(code, 0, output)
+        callId = re.match(r's "(.+)"$', output).group(1)
+        deadline = time.monotonic() + 10
+        while self.call("ListRooms") != (0, 'a(su) 1 "dbus" 1') and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.call("ListRooms"), (0, 'a(su) 1 "dbus" 1'))
+        code, output = self.call("ListParticipants", "s", "dbus")
+        self.assertEqual(code, 0, output)
+        self.assertIn('"%s"' % (callId,), output)
+        self.assertIn("sip:%s@example.test" % (user,), output)
+        self.assertTrue(output.endswith("false"), output)
+        self.assertEqual(self.call("Mute", "ssb", "dbus", callId, "true"), (0, ""))
+        self.assertTrue(self.call("ListParticipants", "s", "dbus")[1].endswith("true"))
+        self.assertIn("org.appliance.Appliance1.Error.NoSuchParticipant",
+                      self.gdbusError("Kick", "dbus", "no-such-call"))
+        self.assertEqual(self.call("Kick", "ss", "dbus", callId), (0, ""))
+        result = phone.wait(10)
+        self.assertTrue(result.succeeded, result.describe())
+        self.assertEqual(self.call("ListRooms"), (0, "a(su) 0"))
+
+    def test_badArguments(self):
+        """
+        A URI that is not sip / sips or a room name with spaces is refused
+        with InvalidArgs; listing an unknown room with NoSuchParticipant.
+        """
+        for arguments in (("dbus", "mailto:x@example.test"), ("two words", "sip:a@example.test"),
+                          ("dbus", "not a uri")):
+            self.assertIn("org.freedesktop.DBus.Error.InvalidArgs", self.gdbusError("Invite", *arguments))
+        self.assertIn("org.appliance.Appliance1.Error.NoSuchParticipant",
+                      self.gdbusError("ListParticipants", "nowhere"))
 
 
 # The parts of Debian's /usr/share/dbus-1/system.conf that decide access
