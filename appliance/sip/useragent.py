@@ -172,20 +172,25 @@ class UserAgent:
         self._byInvite = {}
         self._clients = {}
         self.transfers = None
+        #: The L{appliance.sip.events.EventServer} answering SUBSCRIBE, or
+        #: C{None} (501).
+        self.events = None
         #: C{onMessage(request)} for a MESSAGE outside dialogs (RFC 3428):
         #: return its status (200), or leave C{None} to refuse them (405).
         self.onMessage = None
-        stats.gauge("calls.active", lambda: len(self._calls))
+        stats.gauge("calls.active", lambda: len(self.calls))
 
     @property
     def calls(self):
         """
-        The calls in progress.
+        The calls in progress (not the subscriptions, which share the
+        dialog table).
         """
-        return list(self._calls.values())
+        return [call for call in self._calls.values() if isinstance(call, Session)]
 
     def capabilities(self):
-        return (("Allow", ", ".join(ALLOWED)), ("Accept", "application/sdp"))
+        allowed = ALLOWED + ("SUBSCRIBE",) if self.events is not None else ALLOWED
+        return (("Allow", ", ".join(allowed)), ("Accept", "application/sdp"))
 
     def respond(self, transaction, request, code, reason=None, headers=()):
         response = makeResponse(request, code, reason, toTag=newTag() if code >= 200 else None)
@@ -213,6 +218,8 @@ class UserAgent:
                 self.respond(serverTransaction, request, 200, headers=self.capabilities())
             elif method == "MESSAGE" and self.onMessage is not None:
                 self._message(request, serverTransaction)
+            elif method == "SUBSCRIBE" and self.events is not None:
+                self.events.subscribeReceived(request, serverTransaction)
             elif method in ALLOWED:
                 self.respond(serverTransaction, request, 481 if method == "BYE" else 405,
                              headers=self.capabilities())
@@ -308,7 +315,12 @@ class UserAgent:
             key = (request.callId, request.toAddress().tag, request.fromAddress().tag)
         except ParseError:
             return None
-        return self._calls.get(key)
+        found = self._calls.get(key)
+        if found is None and request.method == "NOTIFY":
+            # A NOTIFY that overtook the 2xx to our SUBSCRIBE (RFC 6665
+            # section 4.1.2.4) finds the subscription by its local tag alone.
+            found = self._calls.get(key[:2] + (None,))
+        return found
 
     def _ackReceived(self, ack):
         call = self._find(ack)
@@ -427,9 +439,15 @@ class UserAgent:
 
     def stop(self):
         """
-        End every call (BYE for answered ones) and forget them.
+        End every subscription and call (BYE for answered ones) and forget
+        them.
         """
+        if self.events is not None:
+            self.events.stop()
         for call in list(self._calls.values()):
+            if not isinstance(call, Session):
+                call._end("shutdown")
+                continue
             if call.state == ACTIVE:
                 call._stopTimers()
                 call._sendBye()
