@@ -67,6 +67,7 @@ class Session:
     _outgoingReinvite = None
     _reinviting = False
     _retransmit = _ackTimer = _glareRetry = None
+    _ack = _ackHop = None
     answerBody = remoteBody = None
     dialog = None
 
@@ -77,6 +78,15 @@ class Session:
     def _byeReceived(self):
         pass
 
+    def okReceivedAgain(self, response):
+        """
+        A 2xx to an INVITE or re-INVITE we sent, again: our ACK was lost
+        (RFC 3261 section 13.2.2.4); send the same ACK.
+        """
+        if self._ack is not None and response.toAddress().tag == self.dialog.remoteTag \
+                and response.cseq()[0] == self._ack.cseq()[0]:
+            self._agent.sendDirect(self._ackHop, self._ack)
+
     def _scheduleRetransmit(self, response, interval):
         def again():
             self._transaction.respond(response)
@@ -85,11 +95,16 @@ class Session:
         self._retransmit = self._agent.clock.callLater(interval, again)
 
     def _stopTimers(self):
+        glare = self._glareRetry is not None and self._glareRetry.active()
         for name in ("_retransmit", "_ackTimer", "_glareRetry"):
             call = getattr(self, name)
             if call is not None and call.active():
                 call.cancel()
             setattr(self, name, None)
+        if glare and self._outgoingReinvite is not None:
+            # The re-INVITE waiting out a glare will not be sent again.
+            pending, self._outgoingReinvite = self._outgoingReinvite, None
+            pending.result.errback(CallError("the call ended"))
 
     def _noAck(self):
         self._ackTimer = None

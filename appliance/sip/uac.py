@@ -199,7 +199,6 @@ class OutgoingCall(Session):
         self._challenged = False
         self._provisional = False
         self._cancelWanted = False
-        self._ack = self._ackHop = None
         self.result = Deferred()
         self.uri = target if isinstance(target, URI) else URI.parse(target)
         self._request = newRequest("INVITE", self.uri, fromURI, target, agent.contact, route,
@@ -229,11 +228,15 @@ class OutgoingCall(Session):
         except (ParseError, DialogError) as e:
             _log.info("unusable {code} for call {callId}: {reason}", code=code, callId=self.callId,
                       reason=e.reason)
+            if code >= 200:
+                self._failed(502, "Bad Gateway")
             return code >= 200
         if code in (401, 407) and self._credentials and not self._challenged and self.state == CALLING:
             retry = authorize(self._request, response, self._credentials)
             if retry is not None:
                 self._challenged = True
+                # The CANCEL waits for a provisional response to the retry.
+                self._provisional = False
                 self._request = retry
                 self._agent.send(retry, handler=self)
                 return True
@@ -277,18 +280,13 @@ class OutgoingCall(Session):
         self.remoteBody = response.body or None
         self._answered = True
         if self._cancelWanted:
+            # The 2xx crossed our CANCEL (RFC 3261 section 9.1): hang up.
             self.hangup()
+            self.result.errback(CallFailed(487, "Request Terminated"))
             return
         self.result.callback(self)
         if self.onAnswered is not None:
             self.onAnswered()
-
-    def okReceivedAgain(self, response):
-        """
-        The 2xx again: our ACK was lost (RFC 3261 section 13.2.2.4).
-        """
-        if self._ack is not None and response.toAddress().tag == self.dialog.remoteTag:
-            self._agent.sendDirect(self._ackHop, self._ack)
 
     def _ackAndBye(self, response):
         other = Dialog.forClient(self._request, response)
@@ -297,10 +295,10 @@ class OutgoingCall(Session):
         self._agent.send(other.createRequest("BYE"))
 
     def _failed(self, code, reason):
-        if self.state == ENDED:
-            return
-        self._end("rejected" if code < 500 or code >= 600 else "failed")
-        self.result.errback(CallFailed(code, reason))
+        if self.state != ENDED:
+            self._end("rejected" if code < 500 or code >= 600 else "failed")
+        if not self.result.called:
+            self.result.errback(CallFailed(code, reason))
 
     def cancel(self):
         """
@@ -366,10 +364,13 @@ class _Reinvite:
             return False
         session = self._session
         if 200 <= code < 300:
-            number, _ = self._request.cseq()
-            session._agent.sendDirect(session.dialog.nextHop(),
-                                      session.dialog.createRequest("ACK", cseq=number))
+            # The ACK goes to the target the 2xx names (section 12.2.1.2),
+            # and again for each retransmitted 2xx.
             session.dialog.refreshTarget(response)
+            number, _ = self._request.cseq()
+            session._ack = session.dialog.createRequest("ACK", cseq=number)
+            session._ackHop = session.dialog.nextHop()
+            session._agent.sendDirect(session._ackHop, session._ack)
             session.answerBody = self._body
             session.remoteBody = response.body or None
         elif code == 491 and not self._retried and session.state == ACTIVE:

@@ -248,9 +248,18 @@ class UserAgent:
             key = (response.callId, response.fromAddress().tag, response.toAddress().tag)
         except ParseError:
             return
+        if method != "INVITE":
+            return
         call = self._calls.get(key)
-        if method == "INVITE" and call is not None and hasattr(call, "okReceivedAgain"):
+        if isinstance(call, Session):
             call.okReceivedAgain(response)
+            return
+        # A 2xx of another fork of a call we placed: that call acknowledges
+        # it and hangs it up.
+        placed = next((c for c in self._calls.values() if hasattr(c, "_ackAndBye")
+                       and c.dialog.id[:2] == key[:2]), None)
+        if placed is not None:
+            placed._ok(response)
 
     def transactionTimedOut(self, transaction):
         self._clientFailed(transaction, 408)
