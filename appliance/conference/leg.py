@@ -12,7 +12,11 @@ the same session id and the next version (RFC 3264 section 8).
 
 import random
 
-from appliance.media.dtmf import DTMFReceiver
+from twisted.internet.defer import Deferred
+
+from appliance.media import g711
+from appliance.media.dtmf import DTMFReceiver, eventPackets
+from appliance.media.rtp import PACKET_TIME, SAMPLES_PER_PACKET, RTPReceiver
 from appliance.media.endpoint import RTPEndpoint, localAddressTowards
 from appliance.sip import sdp
 
@@ -51,6 +55,10 @@ class MediaLeg:
         self.encoding = self.payloadType = self.dtmfPayloadType = None
         self.sending = False
         self.localAddress = None
+        self._clock = clock
+        self._timestamp = random.getrandbits(32)
+        self._playback = None
+        self._recorder = None
 
     def accept(self, offer):
         """
@@ -132,6 +140,8 @@ class MediaLeg:
     def _received(self, packet):
         if self.onPacket is not None:
             self.onPacket(packet)
+        if self._recorder is not None and packet.payloadType == self.payloadType:
+            self._recorder.datagramReceived(packet.toBytes())
         if packet.payloadType == self.payloadType:
             if self.onAudio is not None:
                 self.onAudio(packet)
@@ -161,6 +171,62 @@ class MediaLeg:
             self.endpoint.send(self.payloadType if payloadType is None else payloadType,
                                payload, timestamp, marker)
 
+    # Media into and out of the call -------------------------------------------
+
+    def play(self, data, pacer, encoding="PCMU"):
+        """
+        Play G.711 audio into the call, 20 ms a packet on the service's
+        L{appliance.media.rtp.Pacer} (converted to the call's law); the
+        L{Deferred} fires when the last packet has gone, or at L{stopPlaying}.
+        """
+        self.stopPlaying()
+        if encoding != self.encoding:
+            data = g711.transcode(data, encoding, self.encoding)
+        playback = self._playback = _Playback(self, data, pacer)
+        return playback.finished
+
+    def stopPlaying(self):
+        if self._playback is not None:
+            playback, self._playback = self._playback, None
+            playback.stop()
+
+    def _nextFrame(self, frame, marker):
+        self.send(frame, self._timestamp, marker)
+        self._timestamp = (self._timestamp + SAMPLES_PER_PACKET) & 0xFFFFFFFF
+
+    def record(self, writer):
+        """
+        Write the audio the call sends us to C{writer} (an
+        L{appliance.media.audiofile.AudioWriter}, or anything with
+        C{write}), in order, losses filled with silence, in the writer's
+        law; each packet reaches it as soon as its order is settled.
+        """
+        encoding = getattr(writer, "encoding", "PCMU")
+        self._recorder = RTPReceiver(writer.write, {self.payloadType: self.encoding},
+                                     targetEncoding=encoding)
+
+    def stopRecording(self):
+        """
+        Write what is still waiting for a missing packet, and stop.
+        """
+        if self._recorder is not None:
+            recorder, self._recorder = self._recorder, None
+            recorder.flush()
+
+    def sendDigit(self, digit, duration=0.1):
+        """
+        Send a key press as RFC 4733 telephone-events: the packets of one
+        event share an RTP timestamp, the end packet goes three times.
+
+        @raise ValueError: the call did not negotiate telephone-event.
+        """
+        if self.dtmfPayloadType is None:
+            raise ValueError("no telephone-event in this call")
+        timestamp = self._timestamp
+        for offset, marker, payload in eventPackets(digit, duration):
+            self._clock.callLater(offset, self.send, payload, timestamp, marker, self.dtmfPayloadType)
+        self._timestamp = (self._timestamp + int(duration * 8000)) & 0xFFFFFFFF
+
     def close(self):
         """
         Release the ports (after an RTCP BYE) and add this leg's RTP figures
@@ -169,9 +235,49 @@ class MediaLeg:
         if self._closed:
             return None
         self._closed = True
+        self.stopPlaying()
+        self.stopRecording()
         if self._stats is not None:
             endpoint = self.endpoint
             self._stats.increment("rtp.packets.received", endpoint.packetsIn)
             self._stats.increment("rtp.packets.sent", endpoint.packetsOut)
             self._stats.increment("rtp.packets.lost", endpoint.lost)
         return self.endpoint.close()
+
+
+class _Playback:
+    """
+    Audio played into a call, paced by a L{appliance.media.rtp.Pacer}:
+    frame C{n} is due at C{start + n * 20 ms}.
+    """
+
+    def __init__(self, leg, data, pacer):
+        self._leg = leg
+        self._data = data
+        self._pacer = pacer
+        self._position = 0
+        self._frames = 0
+        self.finished = Deferred()
+        self._start = pacer.add(self)
+
+    def pump(self, now):
+        data = self._data
+        while self._position < len(data) and self._start + self._frames * PACKET_TIME <= now + 1e-6:
+            frame = data[self._position:self._position + SAMPLES_PER_PACKET]
+            if len(frame) < SAMPLES_PER_PACKET:
+                frame += g711.silence(self._leg.encoding, SAMPLES_PER_PACKET - len(frame))
+            self._leg._nextFrame(frame, self._frames == 0)
+            self._position += SAMPLES_PER_PACKET
+            self._frames += 1
+        if self._position < len(data):
+            return True
+        self._finish()
+        return False
+
+    def stop(self):
+        self._pacer.remove(self)
+        self._finish()
+
+    def _finish(self):
+        if not self.finished.called:
+            self.finished.callback(self._frames)

@@ -13,7 +13,7 @@ from twisted.trial.unittest import TestCase
 from appliance.conference.leg import MediaLeg
 from appliance.media.dtmf import eventPackets
 from appliance.media.endpoint import NoPortsAvailable, RTPPortRange
-from appliance.media.rtp import rtcpTypes
+from appliance.media.rtp import Pacer, rtcpTypes
 from appliance.sip import sdp
 from appliance.stats import Statistics
 
@@ -179,3 +179,75 @@ class MediaLegTests(TestCase):
         self.assertEqual([rtcpTypes(p) for p in packets], [[201, 202], [200, 202], [200, 202, 203]])
         self.assertIn(b"appliance", packets[0])
         self.assertEqual(struct.unpack("!I", packets[1][20:24])[0], 1, "SR sender's packet count")
+
+    def connected(self, **kwargs):
+        """
+        Two legs on 127.0.0.1 that negotiated PCMU and telephone-event with
+        each other.
+        """
+        a = self.leg(clock=reactor)
+        b = self.leg(clock=reactor, **kwargs)
+        b.accept(sdp.parseSDP(a.offer()))
+        a.applyAnswer(sdp.makeOffer("127.0.0.1", b.endpoint.localPort).toBytes())
+        return a, b
+
+    def test_playAndRecord(self):
+        """
+        A second of audio played into one leg on the pacer arrives in order,
+        whole and unchanged in the other's recording.
+        """
+        a, b = self.connected()
+        recorded = []
+
+        class Writer:
+            encoding = "PCMU"
+            write = recorded.append
+
+        b.record(Writer())
+        pacer = Pacer(reactor)
+        self.addCleanup(pacer.stop)
+        data = bytes(range(256)) * 31 + bytes(range(64))  # 50 frames
+        finished = a.play(data, pacer)
+
+        def played(frames):
+            self.assertEqual(frames, 50)
+            settled = Deferred()
+            reactor.callLater(0.2, settled.callback, None)
+            return settled
+
+        def check(_):
+            b.stopRecording()
+            self.assertEqual(b"".join(recorded), data)
+
+        return finished.addCallback(played).addCallback(check)
+
+    def test_sendDigit(self):
+        """
+        A key press sent as RFC 4733 events is reported once by the other
+        leg, whatever the redundant end packets.
+        """
+        digits = []
+        done = Deferred()
+
+        def onDigit(digit):
+            digits.append(digit)
+            if len(digits) == 1:
+                # Let the redundant end packets arrive too.
+                reactor.callLater(0.2, done.callback, None)
+
+        a, b = self.connected(onDigit=onDigit)
+        a.sendDigit("7")
+
+        def check(_):
+            self.assertEqual(digits, ["7"])
+            self.assertEqual(b.digits, 1)
+
+        return done.addCallback(check)
+
+    def test_sendDigitNeedsTelephoneEvent(self):
+        """
+        Without telephone-event negotiated, sending a key press is an error.
+        """
+        leg = self.leg(clock=reactor)
+        leg.accept(offer(codecs=("PCMU",)))
+        self.assertRaises(ValueError, leg.sendDigit, "1")
