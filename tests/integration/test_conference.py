@@ -10,6 +10,7 @@ import uuid
 
 from tests.integration.harness import (
     ApplianceTestCase,
+    runProgram,
     SharedAppliance,
     pickPorts,
     sipConfig,
@@ -26,7 +27,7 @@ def _config(appliance):
     return sipConfig(
         appliance.dataDir, appliance.sipPort, appliance.tlsPort,
         extra="[conference]\nlisten = udp:%d:interface=127.0.0.1\nrtp_ports = %d-%d\n"
-              "media_address = 127.0.0.1\n" % (conferencePort, base, base + 99),
+              "media_address = 127.0.0.1\nrecord = yes\n" % (conferencePort, base, base + 99),
     ).replace("services = sip\n", "services = sip conference\n")
 
 
@@ -146,6 +147,29 @@ class RoomTests(ApplianceTestCase):
             power = {f: goertzel(middle, f) for f in TONES}
             others = [power[f] for f in TONES if f != own]
             self.assertGreater(min(others), 50 * power[own], (own, power))
+        self.checkRecording("trio")
+
+    def checkRecording(self, room):
+        """
+        The room's recording is a mu-law .au file ffprobe reads, whose
+        middle second holds all three tones.
+        """
+        directory = os.path.join(self.appliance.dataDir, "media", "conference", room)
+        [name] = os.listdir(directory)
+        path = os.path.join(directory, name)
+        code, output = runProgram(["ffprobe", "-v", "error", "-show_entries",
+                                   "stream=codec_name,sample_rate,channels", "-of", "csv=p=0", path])
+        self.assertEqual((code, output.strip()), (0, "pcm_mulaw,8000,1"))
+        with open(path, "rb") as f:
+            header = f.read(24)
+            self.assertEqual(header[:4], b".snd")
+            f.seek(int.from_bytes(header[4:8], "big"))
+            audio = f.read()
+        self.assertGreater(len(audio), 2 * 8000)
+        middle = audio[len(audio) // 2 - 4000:len(audio) // 2 + 4000]
+        power = [goertzel(middle, f) for f in TONES]
+        quiet = goertzel(middle, 2500)
+        self.assertGreater(min(power), 50 * quiet, (power, quiet))
 
     def test_referInvitesIntoTheRoom(self):
         """
