@@ -21,6 +21,7 @@ from appliance.media.endpoint import NoPortsAvailable, RTPPortRange
 from appliance.media.rtp import RTCP_INTERVAL
 from appliance.rtsp.store import MediaStore
 from appliance.sip.message import URI, Address
+from appliance.sip import thirdparty
 from appliance.sip.refer import Transfers
 from appliance.sip.proxy import hostTargets, isAddress, transportOf
 from appliance.sip.sdp import SDPError
@@ -268,6 +269,14 @@ class ConferenceService(service.Service):
 
         call.result.addCallbacks(answered, failed)
         return call
+
+    def connect(self, a, b):
+        """
+        Call C{a}, then C{b}, and connect them to each other (click to dial,
+        RFC 3725 flow I); see L{appliance.sip.thirdparty.connect}.
+        """
+        self.stats.increment("calls.connected")
+        return thirdparty.connect(self.agent, a, b, route=self.proxy())
 
     def _roomEmpty(self, room):
         if self.rooms.get(room.name) is room:

@@ -33,6 +33,7 @@ class ConferenceObject(PropertiesObject):
             interface.Method("ListRooms", "", "a(su)"),
             interface.Method("ListParticipants", "s", "a(ssb)"),
             interface.Method("Invite", "ss", "s"),
+            interface.Method("Connect", "ss", "s"),
             interface.Method("Mute", "ssb", ""),
             interface.Method("Kick", "ss", ""),
             interface.Property("RoomCount", "u"),
@@ -69,14 +70,8 @@ class ConferenceObject(PropertiesObject):
         Call-ID of the invitation at once, before it is answered.
         """
         from appliance.media.endpoint import NoPortsAvailable
-        from appliance.sip.message import URI, ParseError
 
-        try:
-            target = URI.parse(uri.strip())
-        except ParseError as e:
-            raise InvalidArgs("%r is not a SIP URI: %s" % (uri, e.reason))
-        if not isinstance(target, URI) or target.scheme not in ("sip", "sips"):
-            raise InvalidArgs("%r is not a sip or sips URI" % (uri,))
+        target = _sipURI(uri)
         try:
             call = self._conference.invite(name, target)
         except ValueError as e:
@@ -86,6 +81,17 @@ class ConferenceObject(PropertiesObject):
         call.result.addErrback(lambda failure: None)
         _log.info("D-Bus: {caller} invites {uri} into room {room}", caller=dbusCaller, uri=uri, room=name)
         return call.callId
+
+    def dbus_Connect(self, a, b, dbusCaller=None):
+        """
+        Click to dial: call C{a}, then C{b}, and connect them (RFC 3725 flow
+        I); return the Call-ID of the call to C{a} at once.
+        """
+        first, second = _sipURI(a), _sipURI(b)
+        callA, result = self._conference.connect(first, second)
+        result.addErrback(lambda failure: None)
+        _log.info("D-Bus: {caller} connects {a} and {b}", caller=dbusCaller, a=a, b=b)
+        return callA.callId
 
     def dbus_Mute(self, name, callId, muted, dbusCaller=None):
         call, participant = self._participant(name, callId)
@@ -110,3 +116,15 @@ class ConferenceObject(PropertiesObject):
         if found is None:
             raise NoSuchParticipant("no participant %r in room %r" % (callId, name))
         return found
+
+
+def _sipURI(text):
+    from appliance.sip.message import URI, ParseError
+
+    try:
+        uri = URI.parse(text.strip())
+    except ParseError as e:
+        raise InvalidArgs("%r is not a SIP URI: %s" % (text, e.reason))
+    if not isinstance(uri, URI) or uri.scheme not in ("sip", "sips"):
+        raise InvalidArgs("%r is not a sip or sips URI" % (text,))
+    return uri

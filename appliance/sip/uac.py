@@ -179,7 +179,8 @@ def newRequest(method, target, fromURI, toURI, contact, route=None, callId=None,
 
 class OutgoingCall(Session):
     """
-    A call we place, as the UAC (RFC 3261 section 13.2).
+    A call we place, as the UAC (RFC 3261 section 13.2), with an offer, or
+    without (then the 2xx has the offer, and L{acknowledge} the answer).
 
     C{result} fires with the call once a 2xx arrived (and was
     acknowledged), or fails with L{CallFailed}.  C{onProgress(response)} hears
@@ -272,10 +273,8 @@ class OutgoingCall(Session):
             self.dialog = Dialog.forClient(self._request, response)
             self._agent._calls[self.dialog.id] = self
         self.dialog.confirm()
-        number, _ = self._request.cseq()
-        self._ack = self.dialog.createRequest("ACK", cseq=number)
-        self._ackHop = self.dialog.nextHop()
-        self._agent.sendDirect(self._ackHop, self._ack)
+        if self.answerBody:
+            self.acknowledge()
         self.state = ACTIVE
         self.remoteBody = response.body or None
         self._answered = True
@@ -287,6 +286,22 @@ class OutgoingCall(Session):
         self.result.callback(self)
         if self.onAnswered is not None:
             self.onAnswered()
+
+    def acknowledge(self, body=b""):
+        """
+        Send the ACK for the 2xx (RFC 3261 section 13.2.2.4).  Done at once
+        for a call placed with an offer; a call placed without one (a late
+        offer, as third-party call control places them) got the offer in
+        the 2xx and must be acknowledged by its owner with the answer.
+        """
+        if self._ack is not None or self.dialog is None:
+            return
+        number, _ = self._request.cseq()
+        self._ack = self.dialog.createRequest("ACK", body=body, cseq=number)
+        self._ackHop = self.dialog.nextHop()
+        self._agent.sendDirect(self._ackHop, self._ack)
+        if body:
+            self.answerBody = body
 
     def _ackAndBye(self, response):
         other = Dialog.forClient(self._request, response)

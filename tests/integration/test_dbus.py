@@ -509,6 +509,41 @@ class ConferenceObjectTests(ApplianceTestCase):
         self.assertTrue(result.succeeded, result.describe())
         self.assertEqual(self.call("ListRooms"), (0, "a(su) 0"))
 
+    def phone(self, name, scenario):
+        """
+        A SIPp phone registered as a new user; return C{(aor, process)}.
+        """
+        from tests.integration.sipp import Sipp, addUser, register
+        from tests.integration.harness import pickPorts
+
+        aor = "%s%s@example.test" % (name, uuid.uuid4().hex[:8])
+        addUser(self.appliance, aor)
+        port = pickPorts(1)[0]
+        register(self.appliance.sipPort, aor, port)
+        process = Sipp(name, scenario, self.directory, localPort=port, timeout=15)
+        self.addCleanup(process.stop)
+        process.start().waitUntilListening()
+        return aor, process
+
+    def test_connect(self):
+        """
+        Connect calls A without an offer, takes the offer of A's 200 to B,
+        and acknowledges A with B's answer (RFC 3725 flow I); when A hangs
+        up, B gets a BYE.
+        """
+        a, first = self.phone("a", "uas_offer_in_ok.xml")
+        b, second = self.phone("b", "uas_answer.xml")
+        code, output = self.call("Connect", "ss", "sip:" + a, "sip:" + b)
+        self.assertEqual(code, 0, output)
+        resultA, resultB = first.wait(15), second.wait(15)
+        self.assertTrue(resultA.succeeded, resultA.describe())
+        self.assertTrue(resultB.succeeded, resultB.describe())
+        offerA = re.search(r"m=audio (\d+) RTP/AVP", resultA.messages).group(1)
+        inviteB = resultB.receivedMessages()[0]
+        self.assertIn("m=audio %s RTP/AVP" % (offerA,), inviteB)
+        self.assertIn("From: <sip:%s>" % (a,), inviteB)
+        self.assertEqual([line.split()[0] for line in resultB.received()], ["INVITE", "ACK", "BYE"])
+
     def test_badArguments(self):
         """
         A URI that is not sip / sips or a room name with spaces is refused
