@@ -252,11 +252,19 @@ class BaresipTests(ApplianceTestCase):
         if event is None or event["type"] != "CALL_ESTABLISHED":
             self.fail("%s: not established: %r\n%s" % (uri, control.events, self.describe(phone)))
 
+    def waitForLog(self, text, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while text not in self.appliance.logText(self._logStart):
+            if time.monotonic() > deadline:
+                self.fail("%r not in the log:\n%s" % (text, self.appliance.logText(self._logStart)[-3000:]))
+            time.sleep(0.1)
+
     def test_baresipCallsEchoAndARoom(self):
         """
         baresip calls the echo test and then a conference room through the
-        proxy (authenticated with 407): both answer, and each hang-up is
-        answered along the Record-Route, leaving no call behind.
+        proxy (authenticated with 407): both answer; in the room, the mute
+        key baresip sends (RFC 4733) mutes it; each hang-up is answered
+        along the Record-Route, leaving no call behind.
         """
         phone = self.phone("carol")
         self.waitForBinding(phone)
@@ -265,6 +273,10 @@ class BaresipTests(ApplianceTestCase):
         for uri in ("sip:echo@example.test", "sip:conf-baresip@example.test"):
             self.callService(phone, control, uri)
             time.sleep(1.0)
+            if "conf-" in uri:
+                # The mute key as baresip sends it: RFC 4733 telephone-events.
+                control.command("sndcode", "*")
+                self.waitForLog("room baresip: a participant is muted")
             control.command("hangup")
             closed = control.waitForEvent({"CALL_CLOSED"}, timeout=5)
             self.assertIsNotNone(closed, control.events)
