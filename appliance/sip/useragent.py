@@ -171,6 +171,8 @@ class UserAgent:
         self._calls = {}
         self._byInvite = {}
         self._clients = {}
+        #: The L{appliance.sip.refer.Transfers} answering REFER and its
+        #: NOTIFYs inside dialogs, or C{None} (501).
         self.transfers = None
         #: The L{appliance.sip.events.EventServer} answering SUBSCRIBE, or
         #: C{None} (501).
