@@ -62,7 +62,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from sip_bench import LOOPBACK, cpuSeconds, fourDigitPorts, stop  # noqa: E402
+from sip_bench import LOOPBACK, cpuSeconds, fourDigitPorts, stop, waitForOptions  # noqa: E402
 
 SCENARIOS = os.path.join(HERE, "scenarios")
 PACKETS_PER_SECOND = 50
@@ -314,26 +314,7 @@ class Appliance:
             _pinned(argv, self.cpu), stdout=self.log, stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONPATH=ROOT), cwd=self.directory,
         )
-        deadline = time.monotonic() + 20
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind((LOOPBACK, 0))
-            probe.settimeout(0.5)
-            while time.monotonic() < deadline and self.process.poll() is None:
-                probe.sendto(
-                    ("OPTIONS sip:%s:%d SIP/2.0\r\n"
-                     "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d\r\n"
-                     "From: <sip:bench@client.test>;tag=1\r\nTo: <sip:%s:%d>\r\n"
-                     "Call-ID: probe%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-                     % (LOOPBACK, self.sipPort, LOOPBACK, probe.getsockname()[1],
-                        time.monotonic_ns(), LOOPBACK, self.sipPort, time.monotonic_ns())).encode(),
-                    (LOOPBACK, self.sipPort),
-                )
-                try:
-                    if probe.recv(4096).startswith(b"SIP/2.0 200"):
-                        return
-                except OSError:
-                    time.sleep(0.2)
-        raise RuntimeError("the appliance did not answer OPTIONS; see %s" % (self.logPath,))
+        waitForOptions(self.sipPort, lambda: self.process.poll() is None, self.logPath)
 
     #: What twistd and Twisted's UDP ports log whatever the log level.
     _chatter = re.compile(r"starting on \d+|Starting protocol|Stopping protocol|"

@@ -60,6 +60,33 @@ def fourDigitPorts(count, start=7000):
     return ports
 
 
+def waitForOptions(port, alive, logName, timeout=20):
+    """
+    Send OPTIONS over UDP to the appliance on C{port} until it answers 200;
+    C{alive()} tells whether its process still runs.
+    """
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        probe.settimeout(0.5)
+        while time.monotonic() < deadline and alive():
+            probe.sendto(
+                ("OPTIONS sip:%s:%d SIP/2.0\r\n"
+                 "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d\r\n"
+                 "From: <sip:bench@client.test>;tag=1\r\nTo: <sip:%s:%d>\r\n"
+                 "Call-ID: probe%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                 % (LOOPBACK, port, LOOPBACK, probe.getsockname()[1],
+                    time.monotonic_ns(), LOOPBACK, port, time.monotonic_ns())).encode(),
+                (LOOPBACK, port),
+            )
+            try:
+                if probe.recv(4096).startswith(b"SIP/2.0 200"):
+                    return
+            except OSError:
+                time.sleep(0.2)
+    raise RuntimeError("the appliance did not answer OPTIONS; see %s" % (logName,))
+
+
 def cpuSeconds(pid):
     """
     User plus system CPU seconds used so far by process C{pid}.
@@ -115,26 +142,7 @@ class Appliance:
              "--reactor=asyncio", "-n", "--pidfile=", "appliance", "--config", self.config],
             stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=self.directory,
         )
-        deadline = time.monotonic() + 20
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind((LOOPBACK, 0))
-            probe.settimeout(0.5)
-            while time.monotonic() < deadline:
-                probe.sendto(
-                    ("OPTIONS sip:%s:%d SIP/2.0\r\n"
-                     "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d\r\n"
-                     "From: <sip:bench@client.test>;tag=1\r\nTo: <sip:%s:%d>\r\n"
-                     "Call-ID: probe%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-                     % (LOOPBACK, self.port, LOOPBACK, probe.getsockname()[1],
-                        time.monotonic_ns(), LOOPBACK, self.port, time.monotonic_ns())).encode(),
-                    (LOOPBACK, self.port),
-                )
-                try:
-                    if probe.recv(4096).startswith(b"SIP/2.0 200"):
-                        return
-                except OSError:
-                    time.sleep(0.2)
-        raise RuntimeError("the appliance did not answer OPTIONS; see %s" % (self.log.name,))
+        waitForOptions(self.port, lambda: True, self.log.name)
 
     def stop(self):
         if self.process is not None:
