@@ -16,10 +16,9 @@ class EchoSession:
     5.1), the SSRC and sequence numbers are ours.
     """
 
-    def __init__(self, call, leg, stats):
+    def __init__(self, call, leg):
         self._call = call
         self._leg = leg
-        self._stats = stats
         self._offset = random.getrandbits(32)
         leg.onPacket = self._packet
         call.onReinvite = leg.accept

@@ -146,7 +146,7 @@ class ConferenceService(service.Service):
         def start():
             if user == self.config.echo:
                 self.stats.increment("calls.echo")
-                EchoSession(call, leg, self.stats)
+                EchoSession(call, leg)
                 return
             self.stats.increment("calls.conference")
             current = self.rooms.get(name) or self._openRoom(name)
